@@ -1,0 +1,157 @@
+"""What every baseline shares: parameter checks, seeding, the cache folder and fold keys, stimuli at one size.
+
+Kept free of model code so the floors import nothing heavier than numpy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eeg2img.datasets.base import EEGDataset
+from eeg2img.errors import UserError
+
+# ------------------------------------------------------------------------------------ parameter checks
+
+
+def check_int(method: str, name: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise UserError(f"{method}: {name}={value!r} is invalid; pass an integer ≥ {minimum}")
+    return int(value)
+
+
+def check_float(method: str, name: str, value: Any, low: float = 0.0, high: float = float("inf"),
+                low_open: bool = True) -> float:
+    ok = isinstance(value, int | float | np.floating) and not isinstance(value, bool) and np.isfinite(value)
+    if ok:
+        ok = (value > low if low_open else value >= low) and value <= high
+    if not ok:
+        bound = f"{'>' if low_open else '≥'} {low}" + (f" and ≤ {high}" if np.isfinite(high) else "")
+        raise UserError(f"{method}: {name}={value!r} is invalid; pass a finite number {bound}")
+    return float(value)
+
+
+def check_choice(method: str, name: str, value: Any, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise UserError(f"{method}: {name}={value!r} is invalid; choose one of {', '.join(map(repr, choices))}")
+    return str(value)
+
+
+def check_optional_size(method: str, name: str, value: Any, minimum: int = 8) -> int | None:
+    return None if value is None else check_int(method, name, value, minimum)
+
+
+def check_seed(method: str, value: Any) -> int:
+    return check_int(method, "seed", value, minimum=0)
+
+
+# ------------------------------------------------------------------------------------ data checks
+
+
+def check_trainable(method: str, train: EEGDataset, need_classes: int = 1) -> None:
+    if train.blinded:
+        raise UserError(f"{method}: fit() got a blinded (test) view; pass the training subset")
+    if len(train) == 0:
+        raise UserError(f"{method}: the training set of {train.name} is empty; choose a split with training trials")
+    if not np.all(np.isfinite(train.eeg)):
+        raise UserError(f"{train._where()}: training EEG contains NaN or inf; clean or drop those trials")
+    n_classes = len(np.unique(train.labels))
+    if n_classes < need_classes:
+        raise UserError(f"{method}: training set has {n_classes} class(es), needs ≥ {need_classes}; widen the split")
+
+
+def check_fitted(method: str, fitted: bool) -> None:
+    if not fitted:
+        raise UserError(f"{method}: reconstruct() called before fit(); call fit(train) first")
+
+
+def check_test_eeg(method: str, test: EEGDataset, n_channels: int, n_samples: int) -> np.ndarray:
+    eeg = np.asarray(test.eeg, dtype=np.float32)
+    if eeg.shape[1:] != (n_channels, n_samples):
+        raise UserError(f"{test._where()}: test EEG is {eeg.shape[1]}×{eeg.shape[2]} (channels×samples) but "
+                        f"{method} was fitted on {n_channels}×{n_samples}; use the same preprocessing")
+    if not np.all(np.isfinite(eeg)):
+        raise UserError(f"{test._where()}: test EEG contains NaN or inf; clean or drop those trials")
+    return eeg
+
+
+# ------------------------------------------------------------------------------------ stimuli
+
+
+def distinct_training_images(train: EEGDataset, image_size: int | None) -> tuple[list[str], np.ndarray]:
+    """Each training stimulus once (first-seen order) as uint8 ``(M, H, W, 3)``."""
+    ids = train.unique_image_ids()
+    return ids, train.load_images(ids, size=image_size)
+
+
+def trial_images(train: EEGDataset, ids: Sequence[str], images: np.ndarray) -> np.ndarray:
+    """Index of each training trial's stimulus into ``ids`` (so per-trial images need not be reloaded)."""
+    row = {k: n for n, k in enumerate(ids)}
+    return np.array([row[str(i)] for i in train.image_ids], dtype=np.int64)
+
+
+def resize_images(images: np.ndarray, size: int) -> np.ndarray:
+    """Square bicubic resize of uint8 ``(N, H, W, 3)`` (the same filter as ``read_rgb``)."""
+    if images.shape[1:3] == (size, size):
+        return images
+    from PIL import Image
+
+    return np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.BICUBIC)) for im in images])
+
+
+def to_uint8(x: np.ndarray) -> np.ndarray:
+    """Float images in [0, 255] to uint8 with rounding (truncation would darken every mean by half a level)."""
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+# ------------------------------------------------------------------------------------ seeding
+
+
+def trial_seeds(seed: int, trial_ids: Sequence[str]) -> list[int]:
+    """A seed per trial from (seed, trial id): a trial gets the same draw whatever else is in the batch."""
+    out = []
+    for t in trial_ids:
+        digest = hashlib.sha256(f"{seed}:{t}".encode()).digest()
+        out.append(int.from_bytes(digest[:4], "little"))
+    return out
+
+
+@contextlib.contextmanager
+def torch_seeded(seed: int) -> Iterator[None]:
+    """Seed torch inside the block and restore the caller's global RNG state afterwards."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+# ------------------------------------------------------------------------------------ cache
+
+
+def cache_root(method: Any) -> Path:
+    """The runner's per-fold cache dir, else ``$EEG2IMG_CACHE``, else ``~/.cache/eeg2img``."""
+    explicit = getattr(method, "cache_dir", None)
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("EEG2IMG_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "eeg2img"
+
+
+def fold_key(train: EEGDataset, config: dict[str, Any]) -> str:
+    """Digest of the training trials and a component's config: equal keys ⇒ the same trained component."""
+    h = hashlib.sha256()
+    h.update(train.fingerprint.encode())
+    h.update(b"\0")
+    for t in train.trial_ids:
+        h.update(str(t).encode())
+        h.update(b"\0")
+    h.update(json.dumps(config, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]

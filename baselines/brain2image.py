@@ -1,0 +1,231 @@
+"""Brain2Image-style generators (after Kavasidis et al., ACM MM 2017): small convnets conditioned on EEG features.
+
+- ``brain2image-vae``: a conditional VAE. The encoder sees the stimulus and the EEG condition, the decoder
+  rebuilds the stimulus from the latent and the condition; at test time the latent is the prior mean, so
+  the image comes from the EEG alone.
+- ``brain2image-gan``: a conditional GAN with a projection discriminator (Miyato & Koyama 2018) on the EEG
+  condition, hinge or BCE loss. ``l1_weight`` adds a pix2pix-style pixel term (0 = purely adversarial, as in
+  Brain2Image); the default keeps a little of it because a few hundred adversarial steps on a few dozen
+  stimuli otherwise rarely leave the mode the generator starts in.
+
+The condition is the shared feature extractor (:mod:`baselines.features`: binned channel means, z-scored,
+PCA-whitened) followed by a learned linear layer. Both nets work at a power-of-two resolution near the
+stimulus size (capped at 64 px) and their output is resized to the stimulus resolution.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from baselines._common import (
+    check_choice,
+    check_fitted,
+    check_float,
+    check_int,
+    check_optional_size,
+    check_seed,
+    check_test_eeg,
+    check_trainable,
+    torch_seeded,
+    trial_seeds,
+)
+from baselines.convnets import (
+    ImageDecoder,
+    ImageEncoder,
+    check_power_of_two,
+    images_to_tensor,
+    resolve_device,
+    tensor_to_images,
+    work_resolution,
+)
+from baselines.features import EEGFeatures
+from eeg2img.datasets.base import EEGDataset
+from eeg2img.methods import Method, register
+
+
+class _ConditionalImageModel(Method):
+    """Shared plumbing: features, stimuli as tensors, minibatches, test-time generation."""
+
+    def _check_common(self, seed, image_size, work_size, n_bins, n_components, cond_dim, width, steps, batch_size,
+                      lr, device) -> None:
+        name = self.name
+        self.seed = check_seed(name, seed)
+        self.image_size = check_optional_size(name, "image_size", image_size, minimum=1)
+        self.work_size = None if work_size is None else check_power_of_two(name, "work_size",
+                                                                           check_int(name, "work_size", work_size))
+        self.n_bins = check_int(name, "n_bins", n_bins)
+        self.n_components = None if n_components is None else check_int(name, "n_components", n_components)
+        self.cond_dim = check_int(name, "cond_dim", cond_dim)
+        self.width = check_int(name, "width", width, minimum=4)
+        self.steps = check_int(name, "steps", steps)
+        self.batch_size = check_int(name, "batch_size", batch_size)
+        self.lr = check_float(name, "lr", lr)
+        self.device = device
+        resolve_device(name, device)
+
+    def _prepare(self, train: EEGDataset) -> tuple[torch.Tensor, torch.Tensor]:
+        check_trainable(self.name, train)
+        self.features_ = EEGFeatures(self.n_bins, self.n_components)
+        feats = torch.from_numpy(self.features_.fit_transform(train.eeg))
+        images = train.load_images(size=self.image_size)
+        self.out_size_ = int(images.shape[1])
+        self.size_ = self.work_size or work_resolution(self.out_size_)
+        self.eeg_shape_ = train.eeg.shape[1:]
+        return feats, images_to_tensor(images, self.size_)
+
+    def _batches(self, n: int, generator: torch.Generator):
+        # Sampling with replacement keeps the step count fixed whatever the fold size.
+        bs = min(self.batch_size, n)
+        for _ in tqdm(range(self.steps), desc=self.name, disable=None, leave=False):
+            yield torch.randint(0, n, (bs,), generator=generator)
+
+    def _test_features(self, test: EEGDataset) -> torch.Tensor:
+        check_fitted(self.name, hasattr(self, "features_"))
+        eeg = check_test_eeg(self.name, test, *self.eeg_shape_)
+        return torch.from_numpy(self.features_.transform(eeg))
+
+    def _trial_noise(self, test: EEGDataset, dim: int) -> torch.Tensor:
+        # One noise vector per trial id, so a trial's image does not depend on the batch it comes in.
+        rows = [torch.randn(dim, generator=torch.Generator().manual_seed(s)) for s in trial_seeds(self.seed, test.trial_ids)]
+        return torch.stack(rows) if rows else torch.zeros(0, dim)
+
+
+@register("brain2image-vae")
+class Brain2ImageVAE(_ConditionalImageModel):
+    """Conditional VAE on EEG features; reconstructs with the latent at the prior mean."""
+
+    name = "brain2image-vae"
+
+    def __init__(self, seed: int = 0, image_size: int | None = None, work_size: int | None = None, n_bins: int = 10,
+                 n_components: int | None = 64, cond_dim: int = 32, z_dim: int = 8, beta: float = 1.0,
+                 width: int = 32, steps: int = 400, batch_size: int = 32, lr: float = 2e-3,
+                 weight_decay: float = 1e-4, device: str = "cpu"):
+        self._check_common(seed, image_size, work_size, n_bins, n_components, cond_dim, width, steps, batch_size, lr,
+                           device)
+        self.z_dim = check_int(self.name, "z_dim", z_dim)
+        self.beta = check_float(self.name, "beta", beta, low=0.0, low_open=False)
+        self.weight_decay = check_float(self.name, "weight_decay", weight_decay, low=0.0, low_open=False)
+
+    def _build(self, n_features: int) -> None:
+        self.cond_ = nn.Sequential(nn.Linear(n_features, self.cond_dim), nn.LeakyReLU(0.2))
+        self.encoder_ = ImageEncoder(self.size_, 2 * self.z_dim, self.width)
+        self.merge_ = nn.Linear(2 * self.z_dim + self.cond_dim, 2 * self.z_dim)
+        self.decoder_ = ImageDecoder(self.z_dim + self.cond_dim, self.size_, self.width)
+
+    def _modules(self) -> list[nn.Module]:
+        return [self.cond_, self.encoder_, self.merge_, self.decoder_]
+
+    def fit(self, train: EEGDataset, val: EEGDataset | None = None) -> Brain2ImageVAE:
+        feats, images = self._prepare(train)
+        device = resolve_device(self.name, self.device)
+        with torch_seeded(self.seed):
+            self._build(feats.shape[1])
+            for m in self._modules():
+                m.to(device).train()
+            params = [p for m in self._modules() for p in m.parameters()]
+            opt = torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+            gen = torch.Generator().manual_seed(self.seed)
+            self.history_: list[float] = []
+            for idx in self._batches(len(feats), gen):
+                f, x = feats[idx].to(device), images[idx].to(device)
+                c = self.cond_(f)
+                mu, logvar = self.merge_(torch.cat([self.encoder_(x), c], 1)).chunk(2, dim=1)
+                logvar = logvar.clamp(-10, 10)
+                eps = torch.randn(mu.shape, generator=gen).to(device)
+                z = mu + eps * torch.exp(0.5 * logvar)
+                x_hat = self.decoder_(torch.cat([z, c], 1))
+                recon = ((x_hat - x) ** 2).flatten(1).sum(1).mean()
+                kl = (-0.5 * (1 + logvar - mu**2 - logvar.exp()).sum(1)).mean()
+                loss = recon + self.beta * kl
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                self.history_.append(float(loss))
+        for m in self._modules():
+            m.cpu().eval()
+        return self
+
+    @torch.no_grad()
+    def reconstruct(self, test: EEGDataset) -> np.ndarray:
+        feats = self._test_features(test)
+        c = self.cond_(feats)
+        x_hat = self.decoder_(torch.cat([torch.zeros(len(c), self.z_dim), c], 1))
+        return tensor_to_images(x_hat, self.out_size_)
+
+
+class _ProjectionDiscriminator(nn.Module):
+    def __init__(self, size: int, n_features: int, width: int, feat_dim: int = 128):
+        super().__init__()
+        self.body = ImageEncoder(size, feat_dim, width, spectral=True)
+        self.out = nn.utils.spectral_norm(nn.Linear(feat_dim, 1))
+        self.embed = nn.utils.spectral_norm(nn.Linear(n_features, feat_dim, bias=False))
+
+    def forward(self, x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+        h = F.leaky_relu(self.body(x), 0.2)
+        return self.out(h).squeeze(1) + (h * self.embed(f)).sum(1)
+
+
+@register("brain2image-gan")
+class Brain2ImageGAN(_ConditionalImageModel):
+    """Conditional GAN on EEG features (projection discriminator; hinge or BCE loss)."""
+
+    name = "brain2image-gan"
+
+    def __init__(self, seed: int = 0, image_size: int | None = None, work_size: int | None = None, n_bins: int = 10,
+                 n_components: int | None = 64, cond_dim: int = 32, z_dim: int = 32, loss: str = "hinge",
+                 l1_weight: float = 10.0, width: int = 32, steps: int = 400, batch_size: int = 32,
+                 lr: float = 2e-4, device: str = "cpu"):
+        self._check_common(seed, image_size, work_size, n_bins, n_components, cond_dim, width, steps, batch_size, lr,
+                           device)
+        self.z_dim = check_int(self.name, "z_dim", z_dim)
+        self.loss = check_choice(self.name, "loss", loss, ("hinge", "bce"))
+        self.l1_weight = check_float(self.name, "l1_weight", l1_weight, low=0.0, low_open=False)
+
+    def _d_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        if self.loss == "hinge":
+            return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+        return F.softplus(-real).mean() + F.softplus(fake).mean()
+
+    def _g_loss(self, fake: torch.Tensor) -> torch.Tensor:
+        return -fake.mean() if self.loss == "hinge" else F.softplus(-fake).mean()
+
+    def fit(self, train: EEGDataset, val: EEGDataset | None = None) -> Brain2ImageGAN:
+        feats, images = self._prepare(train)
+        device = resolve_device(self.name, self.device)
+        with torch_seeded(self.seed):
+            self.cond_ = nn.Sequential(nn.Linear(feats.shape[1], self.cond_dim), nn.LeakyReLU(0.2)).to(device)
+            self.generator_ = ImageDecoder(self.z_dim + self.cond_dim, self.size_, self.width).to(device)
+            disc = _ProjectionDiscriminator(self.size_, feats.shape[1], self.width).to(device)
+            g_params = list(self.cond_.parameters()) + list(self.generator_.parameters())
+            opt_g = torch.optim.Adam(g_params, lr=self.lr, betas=(0.5, 0.999))
+            opt_d = torch.optim.Adam(disc.parameters(), lr=self.lr, betas=(0.5, 0.999))
+            gen = torch.Generator().manual_seed(self.seed)
+            self.history_: list[tuple[float, float]] = []
+            for idx in self._batches(len(feats), gen):
+                f, x = feats[idx].to(device), images[idx].to(device)
+                z = torch.randn(len(idx), self.z_dim, generator=gen).to(device)
+                fake = self.generator_(torch.cat([z, self.cond_(f)], 1))
+                loss_d = self._d_loss(disc(x, f), disc(fake.detach(), f))
+                opt_d.zero_grad(set_to_none=True)
+                loss_d.backward()
+                opt_d.step()
+                loss_g = self._g_loss(disc(fake, f))
+                if self.l1_weight:
+                    loss_g = loss_g + self.l1_weight * (fake - x).abs().mean()
+                opt_g.zero_grad(set_to_none=True)
+                loss_g.backward()
+                opt_g.step()
+                self.history_.append((float(loss_d), float(loss_g)))
+        self.cond_.cpu().eval()
+        self.generator_.cpu().eval()
+        return self
+
+    @torch.no_grad()
+    def reconstruct(self, test: EEGDataset) -> np.ndarray:
+        feats = self._test_features(test)
+        z = self._trial_noise(test, self.z_dim)
+        return tensor_to_images(self.generator_(torch.cat([z, self.cond_(feats)], 1)), self.out_size_)

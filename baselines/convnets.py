@@ -1,0 +1,102 @@
+"""Small DCGAN-style convnets shared by the Brain2Image-style VAE and GAN.
+
+Both work at a square power-of-two resolution ``size`` (≥ 8): a decoder grows a 4×4 map by nearest
+upsampling + 3×3 convolutions, an encoder shrinks the image by strided 4×4 convolutions. Widths double
+as the resolution halves, capped so a 64 px model stays small.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from eeg2img.errors import UserError
+
+
+def check_power_of_two(method: str, name: str, size: int) -> int:
+    if size < 8 or 2 ** round(math.log2(size)) != size:
+        raise UserError(f"{method}: {name}={size} is invalid; pass a power of two ≥ 8 (e.g. 32 or 64)")
+    return size
+
+
+def work_resolution(stimulus_size: int, cap: int = 64) -> int:
+    """The power of two nearest the stimulus size (≥ 8, ≤ cap): the nets' working resolution."""
+    return int(min(max(2 ** round(math.log2(max(stimulus_size, 1))), 8), cap))
+
+
+def _widths(size: int, width: int, cap: int = 256) -> list[int]:
+    # channels at 4×4, 8×8, …, size×size
+    n = int(math.log2(size // 4))
+    return [min(width * 2 ** (n - i), cap) for i in range(n + 1)]
+
+
+class ImageDecoder(nn.Module):
+    """Vector ``(B, in_dim)`` → image ``(B, 3, size, size)`` in [-1, 1]."""
+
+    def __init__(self, in_dim: int, size: int, width: int = 32):
+        super().__init__()
+        chans = _widths(size, width)
+        self.stem = nn.Sequential(nn.Linear(in_dim, chans[0] * 16), nn.ReLU())
+        self.c0 = chans[0]
+        blocks: list[nn.Module] = []
+        for c_in, c_out in zip(chans[:-1], chans[1:]):
+            blocks += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, padding=1),
+                       nn.BatchNorm2d(c_out), nn.ReLU()]
+        blocks += [nn.Conv2d(chans[-1], 3, 3, padding=1), nn.Tanh()]
+        self.body = nn.Sequential(*blocks)
+
+    def forward(self, v: torch.Tensor) -> torch.Tensor:
+        return self.body(self.stem(v).view(len(v), self.c0, 4, 4))
+
+
+class ImageEncoder(nn.Module):
+    """Image ``(B, 3, size, size)`` → vector ``(B, out_dim)``; ``spectral=True`` for a GAN discriminator."""
+
+    def __init__(self, size: int, out_dim: int, width: int = 32, spectral: bool = False):
+        super().__init__()
+        chans = _widths(size, width)[::-1]
+        sn = nn.utils.spectral_norm if spectral else (lambda m: m)
+        layers: list[nn.Module] = [sn(nn.Conv2d(3, chans[0], 3, padding=1)), nn.LeakyReLU(0.2)]
+        for c_in, c_out in zip(chans[:-1], chans[1:]):
+            layers += [sn(nn.Conv2d(c_in, c_out, 4, stride=2, padding=1)), nn.LeakyReLU(0.2)]
+        self.body = nn.Sequential(*layers)
+        self.head = sn(nn.Linear(chans[-1] * 16, out_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x).flatten(1))
+
+
+def images_to_tensor(images: np.ndarray, size: int) -> torch.Tensor:
+    """uint8 ``(N, H, W, 3)`` → float ``(N, 3, size, size)`` in [-1, 1] (area-resized when larger)."""
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    if x.shape[-1] != size or x.shape[-2] != size:
+        mode = "area" if x.shape[-1] > size else "bilinear"
+        x = nn.functional.interpolate(x, size=(size, size), mode=mode, **({} if mode == "area" else
+                                                                            {"align_corners": False}))
+    return x
+
+
+def tensor_to_images(x: torch.Tensor, size: int) -> np.ndarray:
+    """Float ``(N, 3, s, s)`` in [-1, 1] → uint8 ``(N, size, size, 3)`` (bicubic when upscaling)."""
+    x = x.detach().float().cpu()
+    if x.shape[-1] != size:
+        mode = "area" if x.shape[-1] > size else "bicubic"
+        x = nn.functional.interpolate(x, size=(size, size), mode=mode, **({} if mode == "area" else
+                                                                            {"align_corners": False}))
+    x = ((x.clamp(-1, 1) + 1) * 127.5).round().clamp(0, 255)
+    return x.to(torch.uint8).permute(0, 2, 3, 1).numpy().copy()
+
+
+def resolve_device(method: str, device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise UserError(f"{method}: device={device!r} is invalid; pass 'cpu', 'cuda', 'cuda:N' or 'auto'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"{method}: device={device!r} but no CUDA device is available; pass device='cpu'")
+    return dev

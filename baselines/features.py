@@ -1,0 +1,84 @@
+"""The EEG feature extractor shared by the ridge, VAE and GAN baselines.
+
+Time-binned means per channel (a low-pass + downsample that keeps the evoked response's time course),
+z-scored per feature with the training trials' statistics, optionally reduced by PCA. Deliberately
+simple and fast: the baselines measure how far a plain linear read-out of the EEG gets.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from baselines._common import check_int
+from eeg2img.errors import UserError
+
+_NAME = "EEGFeatures"
+
+
+def binned_means(eeg: np.ndarray, n_bins: int) -> np.ndarray:
+    """``(N, C, T)`` → ``(N, C * n_bins)``: the mean of each channel over ``n_bins`` near-equal time bins."""
+    n, c, t = eeg.shape
+    if n_bins > t:
+        raise UserError(f"{_NAME}: n_bins={n_bins} exceeds the {t} samples per trial; pass n_bins ≤ {t}")
+    edges = np.linspace(0, t, n_bins + 1).round().astype(np.int64)
+    # Cumulative sums give every bin mean in one pass, without a Python loop over bins.
+    csum = np.concatenate([np.zeros((n, c, 1)), np.cumsum(eeg, axis=2, dtype=np.float64)], axis=2)
+    sums = csum[:, :, edges[1:]] - csum[:, :, edges[:-1]]
+    return (sums / np.diff(edges)).reshape(n, c * n_bins)
+
+
+class EEGFeatures:
+    """``fit(eeg)`` learns the standardisation (and PCA); ``transform(eeg)`` → float32 ``(N, F)``."""
+
+    def __init__(self, n_bins: int = 10, n_components: int | None = None):
+        self.n_bins = check_int(_NAME, "n_bins", n_bins)
+        self.n_components = None if n_components is None else check_int(_NAME, "n_components", n_components)
+        self.shape_: tuple[int, int] | None = None
+
+    def fit(self, eeg: np.ndarray) -> EEGFeatures:
+        eeg = self._check(eeg, fitting=True)
+        x = binned_means(eeg, self.n_bins)
+        self.mean_ = x.mean(axis=0)
+        # A floor on the scale keeps flat (dead) channels from being blown up into noise.
+        std = x.std(axis=0)
+        self.scale_ = np.maximum(std, 1e-6 * max(float(std.max()), 1e-12))
+        z = (x - self.mean_) / self.scale_
+        if self.n_components is not None:
+            k = min(self.n_components, z.shape[0], z.shape[1])
+            # SVD of the centred data: deterministic (no randomized solver), sign-fixed below.
+            _, s, vt = np.linalg.svd(z, full_matrices=False)
+            signs = np.sign(vt[:k, np.argmax(np.abs(vt[:k]), axis=1)].diagonal())
+            self.components_ = vt[:k] * signs[:, None]
+            self.whiten_ = s[:k] / np.sqrt(max(len(z) - 1, 1))
+            self.whiten_ = np.maximum(self.whiten_, 1e-8 * max(float(self.whiten_.max()), 1e-12))
+        self.shape_ = eeg.shape[1:]
+        return self
+
+    def transform(self, eeg: np.ndarray) -> np.ndarray:
+        if self.shape_ is None:
+            raise UserError(f"{_NAME}: transform() called before fit(); call fit(train_eeg) first")
+        eeg = self._check(eeg)
+        z = (binned_means(eeg, self.n_bins) - self.mean_) / self.scale_
+        if self.n_components is not None:
+            z = (z @ self.components_.T) / self.whiten_
+        return z.astype(np.float32)
+
+    def fit_transform(self, eeg: np.ndarray) -> np.ndarray:
+        return self.fit(eeg).transform(eeg)
+
+    @property
+    def n_features(self) -> int:
+        if self.shape_ is None:
+            raise UserError(f"{_NAME}: not fitted; call fit(train_eeg) first")
+        return len(self.components_) if self.n_components is not None else self.shape_[0] * self.n_bins
+
+    def _check(self, eeg: np.ndarray, fitting: bool = False) -> np.ndarray:
+        eeg = np.asarray(eeg)
+        if eeg.ndim != 3 or eeg.shape[0] == 0:
+            raise UserError(f"{_NAME}: EEG must be a non-empty trials × channels × samples array, got {eeg.shape}")
+        if not fitting and eeg.shape[1:] != self.shape_:
+            raise UserError(f"{_NAME}: EEG is {eeg.shape[1]}×{eeg.shape[2]} (channels×samples) but the features "
+                            f"were fitted on {self.shape_[0]}×{self.shape_[1]}; use the same preprocessing")
+        if not np.all(np.isfinite(eeg)):
+            raise UserError(f"{_NAME}: EEG contains NaN or inf; clean or drop those trials")
+        return eeg

@@ -1,0 +1,93 @@
+"""Retrieval baselines: answer each trial with the nearest *training* stimulus in a learned embedding.
+
+- ``retrieval-ridge``: ridge regression from EEG features (:mod:`baselines.features`) to the stimulus's
+  image features (z-scored pixels at ``feature_size`` px), then the training stimulus whose features
+  correlate best with the prediction.
+- ``retrieval-triplet``: the triplet-trained EEG encoder of the reference pipeline
+  (:class:`reconstruct.encoder.TripletEEGEncoder`); each training stimulus is represented by the mean
+  embedding of the trials that showed it, and a test trial gets the stimulus with the highest cosine.
+
+A retrieval can only return images it has seen, so on a by-image split its pixel scores are capped by
+how alike same-class images are — that is the point of the baseline.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from baselines._common import (
+    check_fitted,
+    check_int,
+    check_optional_size,
+    check_seed,
+    check_test_eeg,
+    check_trainable,
+    distinct_training_images,
+    resize_images,
+    trial_images,
+)
+from baselines.features import EEGFeatures
+from baselines.ridge import RidgeMap, check_alpha
+from eeg2img.datasets.base import EEGDataset
+from eeg2img.methods import Method, register
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def pixel_features(images: np.ndarray, size: int) -> np.ndarray:
+    """uint8 ``(N, H, W, 3)`` → float ``(N, size*size*3)`` in [0, 1]: the image side of retrieval-ridge."""
+    return resize_images(images, size).reshape(len(images), -1).astype(np.float64) / 255.0
+
+
+class _Retrieval(Method):
+    """Keeps the gallery (distinct training stimuli) and answers with the best-scoring entry."""
+
+    def _set_gallery(self, train: EEGDataset) -> np.ndarray:
+        self.gallery_ids_, self.gallery_ = distinct_training_images(train, self.image_size)
+        return trial_images(train, self.gallery_ids_, self.gallery_)
+
+    def _answer(self, scores: np.ndarray) -> np.ndarray:
+        # Ties (e.g. duplicate gallery rows) go to the first-seen stimulus: argmax is deterministic.
+        best = np.argmax(scores, axis=1)
+        self.retrieved_ids_ = [self.gallery_ids_[b] for b in best]
+        return self.gallery_[best].copy()
+
+
+@register("retrieval-ridge")
+class RidgeRetrieval(_Retrieval):
+    """Ridge from EEG features to stimulus pixel features, then the nearest training stimulus."""
+
+    name = "retrieval-ridge"
+
+    def __init__(self, seed: int = 0, image_size: int | None = None, n_bins: int = 10, alpha: float | None = None,
+                 feature_size: int = 16):
+        self.seed = check_seed(self.name, seed)  # ridge is deterministic; kept for the common interface
+        self.image_size = check_optional_size(self.name, "image_size", image_size, minimum=1)
+        self.n_bins = check_int(self.name, "n_bins", n_bins)
+        self.alpha = check_alpha(self.name, alpha)
+        self.feature_size = check_int(self.name, "feature_size", feature_size, minimum=2)
+
+    def fit(self, train: EEGDataset, val: EEGDataset | None = None) -> RidgeRetrieval:
+        check_trainable(self.name, train)
+        rows = self._set_gallery(train)
+        targets = pixel_features(self.gallery_, self.feature_size)
+        # z-scoring the targets makes every pixel count equally in the match, not just the high-variance ones.
+        self.target_mean_ = targets.mean(axis=0)
+        self.target_scale_ = np.maximum(targets.std(axis=0), 1e-3)
+        gallery_z = (targets - self.target_mean_) / self.target_scale_
+        self.features_ = EEGFeatures(self.n_bins)
+        x = self.features_.fit_transform(train.eeg)
+        self.ridge_ = RidgeMap(self.alpha).fit(x, gallery_z[rows])
+        self.gallery_unit_ = _unit_rows(gallery_z - gallery_z.mean(axis=1, keepdims=True))
+        self.eeg_shape_ = train.eeg.shape[1:]
+        return self
+
+    def reconstruct(self, test: EEGDataset) -> np.ndarray:
+        check_fitted(self.name, hasattr(self, "ridge_"))
+        eeg = check_test_eeg(self.name, test, *self.eeg_shape_)
+        pred = self.ridge_.predict(self.features_.transform(eeg)).astype(np.float64)
+        pred = _unit_rows(pred - pred.mean(axis=1, keepdims=True))  # Pearson r = cosine of centred rows
+        return self._answer(pred @ self.gallery_unit_.T)

@@ -1,0 +1,175 @@
+"""The ``eeg2img`` command line.
+
+Every problem with the user's input ends as one line on stderr (``eeg2img: error: ...``) and exit
+code 2, with no traceback and nothing half-written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from eeg2img.errors import UserError
+
+PROG = "eeg2img"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse's own usage errors: one line, exit 2
+        raise UserError(f"{self.prog}: {message}")
+
+
+def _positive(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return n
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="eeg2img-bench: benchmark EEG-to-image reconstruction.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    data = sub.add_parser("data", help="create or inspect datasets")
+    data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+    synth = data_sub.add_parser("synth", help="write the synthetic ground-truth dataset (EEG-CVPR40 format)")
+    synth.add_argument("--out", required=True, type=Path, help="output folder")
+    synth.add_argument("--subjects", type=_positive, default=6)
+    synth.add_argument("--classes", type=_positive, default=40)
+    synth.add_argument("--images-per-class", type=_positive, default=50)
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--image-size", type=_positive, default=64)
+    synth.add_argument("--block-drift", type=float, default=0.0, help="strength of the block-design confound (0 = off)")
+    info = data_sub.add_parser("info", help="summarise an EEG-CVPR40 .pth or a THINGS-EEG2 folder")
+    info.add_argument("path", type=Path)
+    info.add_argument("--json", action="store_true")
+
+    splits = sub.add_parser("splits", help="show the folds of an evaluation protocol")
+    splits.add_argument("--dataset", required=True, type=Path)
+    splits.add_argument("--protocol", required=True, help="per-subject | loso | pooled | official")
+    splits.add_argument("--seed", type=int, default=0)
+    splits.add_argument("--subjects", type=lambda s: [int(x) for x in s.split(",")], default=None, help="e.g. 1,2,3")
+    splits.add_argument("--allow-test-images-in-train", action="store_true", help="loso: let other subjects' EEG for the test images train")
+    splits.add_argument("--split-file", type=Path, default=None, help="official: the split file (default: next to the dataset)")
+    splits.add_argument("--json", action="store_true")
+
+    run = sub.add_parser("run", help="run the experiment grid of a TOML config")
+    run.add_argument("--config", required=True, type=Path)
+    run.add_argument("--out", type=Path, default=None, help="runs directory (default: runs_dir of the config, else ./runs)")
+    run.add_argument("--executor", choices=("inline", "process"), default=None)
+    run.add_argument("--workers", type=_positive, default=None)
+
+    evaluate = sub.add_parser("evaluate", help="evaluate a folder of reconstructions against the stimuli")
+    try:
+        from metrics.cli import add_evaluate_arguments
+
+        add_evaluate_arguments(evaluate)
+    except ImportError:
+        evaluate.set_defaults(_unavailable="the metrics engine is not installed")
+
+    report = sub.add_parser("report", help="build the leaderboard report of a runs directory, or `report latency`")
+    try:
+        from reports.cli import add_report_arguments
+
+        add_report_arguments(report)
+    except ImportError:
+        report.set_defaults(_unavailable="the reports package is not installed")
+
+    demo = sub.add_parser("demo", help="synthetic data → every method → metrics → results table and report")
+    demo.add_argument("--out", type=Path, default=Path("demo-out"))
+    demo.add_argument("--quick", action="store_true", help="fewer subjects, classes and steps (≈2 minutes)")
+    demo.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        if getattr(args, "_unavailable", None):
+            raise UserError(f"{args.command}: {args._unavailable}")
+        return int(_dispatch(args) or 0)
+    except UserError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args) -> int:
+    if args.command == "data" and args.data_command == "synth":
+        from eeg2img.datasets.synthetic import generate_synthetic
+
+        path = generate_synthetic(
+            args.out, subjects=args.subjects, classes=args.classes, images_per_class=args.images_per_class,
+            seed=args.seed, image_size=args.image_size, block_drift=args.block_drift,
+        )
+        print(path)
+        return 0
+    if args.command == "data" and args.data_command == "info":
+        from eeg2img.datasets import load_dataset
+
+        summary = load_dataset(args.path).summary()
+        if args.json:
+            print(json.dumps(summary))
+        else:
+            width = max(map(len, summary))
+            for k, v in summary.items():
+                print(f"{k:<{width}}  {v}")
+        return 0
+    if args.command == "splits":
+        return _splits(args)
+    if args.command == "run":
+        return _run(args)
+    if args.command == "evaluate":
+        from metrics.cli import run_evaluate
+
+        return run_evaluate(args)
+    if args.command == "report":
+        from reports.cli import run_report
+
+        return run_report(args)
+    if args.command == "demo":
+        from eeg2img.demo import run_demo
+
+        return run_demo(args.out, quick=args.quick, seed=args.seed)
+    raise UserError(f"unknown command {args.command}")
+
+
+def _splits(args) -> int:
+    from eeg2img.datasets import load_dataset
+    from eeg2img.splits import make_folds
+
+    dataset = load_dataset(args.dataset)
+    folds = make_folds(
+        dataset, args.protocol, args.seed, subjects=args.subjects,
+        allow_test_images_in_train=args.allow_test_images_in_train, split_file=args.split_file,
+    )
+    if args.json:
+        print(json.dumps({"protocol": args.protocol, "folds": [f.to_json() for f in folds]}))
+        return 0
+    print(f"{args.protocol}: {len(folds)} fold(s) of {dataset.name} ({len(dataset)} trials)")
+    for f in folds:
+        print(f"  {f.name:<12} train {len(f.train):>6}  val {len(f.val):>5}  test {len(f.test):>5}  {f.fingerprint[:16]}")
+    return 0
+
+
+def _run(args) -> int:
+    from eeg2img.config import load_config
+    from eeg2img.runner import make_executor, run_grid
+
+    config = load_config(args.config)
+    runs_dir = args.out or (Path(config.runs_dir) if config.runs_dir else Path("runs"))
+    executor = make_executor(args.executor or config.executor, args.workers or config.workers)
+    table = run_grid(config, runs_dir, executor=executor)
+    print(f"{len(table)} result rows → {runs_dir / 'results.csv'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

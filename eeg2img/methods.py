@@ -1,0 +1,108 @@
+"""The method interface: scikit-learn style estimators that turn EEG into images.
+
+``method.fit(train, val)`` then ``method.reconstruct(test) -> uint8 (N, H, W, 3)``.
+Constructor arguments are the configuration (``get_params`` reads them back, the run store hashes
+them); everything learned lives on the object; ``seed`` fixes every random choice.
+
+``reconstruct`` receives a *blinded* view (see :meth:`EEGDataset.blind`) unless the class sets
+``is_oracle = True``: oracles are upper bounds that may look at the true stimulus or label, and are
+marked as such in every table.
+
+Methods register themselves by name with :func:`register` so the runner and config files can build
+them: ``build_method("floor-mean", seed=0)``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import numpy as np
+
+from eeg2img.datasets.base import EEGDataset
+from eeg2img.errors import UserError
+
+
+class Method:
+    """Base class: ``fit`` → ``reconstruct``; subclasses keep constructor args as attributes."""
+
+    name: ClassVar[str] = "method"
+    is_oracle: ClassVar[bool] = False
+
+    def fit(self, train: EEGDataset, val: EEGDataset | None = None) -> Method:
+        raise NotImplementedError
+
+    def reconstruct(self, test: EEGDataset) -> np.ndarray:
+        raise NotImplementedError
+
+    # Shared, cached work (e.g. an encoder trained once per fold) is requested through this hook;
+    # the runner passes a cache directory unique to (dataset, fold, seed) before ``fit``.
+    cache_dir = None
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        return [p.name for p in sig.parameters.values() if p.name != "self" and p.kind in kinds]
+
+    def get_params(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self._param_names()}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+
+_REGISTRY: dict[str, Callable[..., Method]] = {}
+_QUICK: dict[str, dict[str, Any]] = {}
+
+
+def register(name: str, factory: Callable[..., Method] | None = None, *, quick: dict[str, Any] | None = None):
+    """Register a method factory under ``name`` (usable as a decorator).
+
+    ``quick`` holds the parameters that make the method fast enough for ``eeg2img demo --quick``
+    (fewer epochs or diffusion steps); they are ordinary constructor arguments.
+    """
+
+    def deco(f):
+        if name in _REGISTRY and _REGISTRY[name] is not f:
+            raise ValueError(f"method {name!r} registered twice")
+        _REGISTRY[name] = f
+        _QUICK[name] = dict(quick or {})
+        return f
+
+    return deco(factory) if factory is not None else deco
+
+
+def _load_plugins() -> None:
+    # Importing the packages registers their methods; missing optional ones are skipped.
+    import importlib
+
+    for mod in ("baselines", "reconstruct"):
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as err:
+            if err.name != mod:
+                raise
+
+
+def available_methods() -> list[str]:
+    _load_plugins()
+    return sorted(_REGISTRY)
+
+
+def quick_params(name: str) -> dict[str, Any]:
+    """The parameters registered for the quick demo (empty when the defaults are already quick)."""
+    _load_plugins()
+    return dict(_QUICK.get(name, {}))
+
+
+def build_method(name: str, **params: Any) -> Method:
+    _load_plugins()
+    if name not in _REGISTRY:
+        raise UserError(f"unknown method {name!r}; known methods: {', '.join(sorted(_REGISTRY))}")
+    try:
+        return _REGISTRY[name](**params)
+    except TypeError as err:
+        raise UserError(f"method {name!r}: bad parameters ({err})") from None

@@ -1,0 +1,258 @@
+"""The experiment grid: dataset × protocol × fold × method × seed, through the run store.
+
+Work is cut into :class:`FoldJob` units — every method of one (dataset, protocol, fold, seed) — so
+components a fold shares (an encoder, the diffusion model) are trained once, by the first method
+that needs them, and reused from the fold's cache by the rest. A job is a plain picklable
+description whose only output is what it writes to the run store, so any executor can run it: in
+this process, in a process pool across folds, or (next) on a Ray cluster.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from eeg2img.config import GridConfig
+from eeg2img.datasets.base import EEGDataset
+from eeg2img.methods import build_method
+from eeg2img.provenance import config_hash, provenance
+from eeg2img.runstore import RESULT_COLUMNS, CellKey, RunStore
+from eeg2img.splits import Fold, make_folds
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    params: dict = field(default_factory=dict)
+
+    def config_hash(self, seed: int) -> str:
+        return config_hash({"method": self.name, "params": self.params, "seed": seed})
+
+
+@dataclass(frozen=True)
+class FoldJob:
+    """Every method of one fold: self-contained and picklable."""
+
+    runs_dir: str
+    dataset_path: str
+    dataset_options: tuple
+    protocol: str
+    fold: str
+    seed: int
+    methods: tuple[MethodSpec, ...]
+    metrics: tuple[str, ...]
+    backbone: str = "synth-cnn"
+    split_options: tuple = ()
+
+    def cell_key(self, dataset_name: str, spec: MethodSpec) -> CellKey:
+        return CellKey(dataset_name, self.protocol, self.fold, spec.name, self.seed, spec.config_hash(self.seed))
+
+
+@dataclass
+class CellOutcome:
+    method: str
+    fold: str
+    protocol: str
+    skipped: bool
+    seconds: float
+
+
+@functools.lru_cache(maxsize=2)
+def _load(path: str, options: tuple) -> EEGDataset:
+    from eeg2img.datasets import load_dataset
+
+    return load_dataset(path, **dict(options))
+
+
+@functools.lru_cache(maxsize=8)
+def _folds(path: str, options: tuple, protocol: str, seed: int, split_options: tuple) -> dict[str, Fold]:
+    return {f.name: f for f in make_folds(_load(path, options), protocol, seed, **dict(split_options))}
+
+
+def run_fold_job(job: FoldJob) -> list[CellOutcome]:
+    """Run (or skip, when finished) every cell of one fold; results land only in the run store."""
+    dataset = _load(job.dataset_path, job.dataset_options)
+    fold = _folds(job.dataset_path, job.dataset_options, job.protocol, job.seed, job.split_options)[job.fold]
+    store = RunStore(job.runs_dir)
+    outcomes = []
+    for spec in job.methods:
+        key = job.cell_key(dataset.name, spec)
+        start = time.perf_counter()
+        if store.is_done(key):
+            outcomes.append(CellOutcome(spec.name, job.fold, job.protocol, True, 0.0))
+            continue
+        run_cell(store, key, dataset, fold, spec, job)
+        outcomes.append(CellOutcome(spec.name, job.fold, job.protocol, False, time.perf_counter() - start))
+    return outcomes
+
+
+def run_cell(store: RunStore, key: CellKey, dataset: EEGDataset, fold: Fold, spec: MethodSpec, job: FoldJob) -> None:
+    import torch
+
+    torch.manual_seed(job.seed)
+    np.random.seed(job.seed)
+    method = build_method(spec.name, seed=job.seed, **spec.params)
+    method.cache_dir = Path(job.runs_dir) / ".cache" / dataset.name / f"seed-{job.seed}"
+    record = provenance(
+        config_hash=key.config_hash,
+        split_fingerprint=fold.fingerprint,
+        dataset_fingerprint=dataset.fingerprint,
+        dataset_path=str(dataset.source) if dataset.source else None,
+        image_root=str(dataset.image_root) if dataset.image_root else None,
+        weights={},
+    )
+    store.start(key, method.get_params(), method.is_oracle, record)
+    train = dataset.subset(fold.train)
+    val = dataset.subset(fold.val) if len(fold.val) else None
+    test = dataset.subset(fold.test)
+    done = store.finished_reconstructions(key)
+    missing = [i for i, t in enumerate(test.trial_ids) if str(t) not in done]
+    if missing:
+        method.fit(train, val)
+        todo = test.subset(missing)
+        images = method.reconstruct(todo if method.is_oracle else todo.blind())
+        _check_images(images, len(todo), spec.name)
+        for trial_id, image in zip(todo.trial_ids, images):
+            store.save_reconstruction(key, str(trial_id), image)
+    pred = store.load_reconstructions(key, test.trial_ids)
+    size = pred.shape[1]
+    ref = test.load_images(size=size)
+    samples, set_level, weights = evaluate_cell(pred, ref, test, dataset, job)
+    record["weights"] = {**weights, **getattr(method, "weights_sha256", {})}
+    rows = _tidy_rows(samples, set_level, key)
+    trials = pd.DataFrame(
+        {
+            "trial_id": test.trial_ids.astype(str),
+            "subject": test.subjects.astype(int),
+            "image_id": test.image_ids.astype(str),
+            "label": test.labels.astype(int),
+        }
+    )
+    store.finish(key, trials, samples, rows, record)
+
+
+def _check_images(images: np.ndarray, n: int, name: str) -> None:
+    if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+        raise TypeError(f"method {name} must return uint8 (N, H, W, 3) images, got {getattr(images, 'shape', type(images))}")
+    if len(images) != n:
+        raise ValueError(f"method {name} returned {len(images)} images for {n} trials")
+
+
+def evaluate_cell(pred, ref, test: EEGDataset, dataset: EEGDataset, job: FoldJob):
+    """Per-sample and set-level metric values of one cell, and the weights they used."""
+    from eeg2img.evaluation import evaluate_for_runner
+
+    return evaluate_for_runner(
+        pred,
+        ref,
+        metrics=job.metrics,
+        trial_ids=test.trial_ids.astype(str),
+        subjects=test.subjects.astype(int),
+        captions=test.label_captions(),
+        dataset=dataset,
+        backbone=job.backbone,
+        cache_dir=Path(job.runs_dir) / ".cache",
+        seed=job.seed,
+    )
+
+
+def _tidy_rows(samples: pd.DataFrame, set_level: pd.DataFrame, key: CellKey) -> pd.DataFrame:
+    per_subject = samples.groupby(["subject", "metric", "backbone"], as_index=False)["value"].mean()
+    parts = [per_subject]
+    if set_level is not None and len(set_level):
+        parts.append(set_level[set_level["subject"] != "all"][["subject", "metric", "backbone", "value"]])
+    rows = pd.concat(parts, ignore_index=True)
+    rows["subject"] = rows["subject"].astype(int)
+    for k, v in (("dataset", key.dataset), ("protocol", key.protocol), ("fold", key.fold), ("method", key.method), ("seed", key.seed)):
+        rows[k] = v
+    return rows[RESULT_COLUMNS]
+
+
+# --- building the grid and running it -----------------------------------------------------------------
+def plan(config: GridConfig, runs_dir: str | Path) -> list[FoldJob]:
+    """Every fold job of the grid, in dependency order (methods of a fold together)."""
+    methods = tuple(MethodSpec(name, dict(params)) for name, params in config.methods.items())
+    jobs = []
+    for spec in config.datasets:
+        options = tuple(sorted((k, v) for k, v in spec.options.items() if k != "split_file"))
+        for protocol in config.protocols:
+            for seed in config.seeds:
+                split_options = {"subjects": spec.subjects}
+                if protocol == "loso":
+                    split_options["allow_test_images_in_train"] = config.allow_test_images_in_train
+                if protocol == "official" and "split_file" in spec.options:
+                    split_options["split_file"] = spec.options["split_file"]
+                split_key = tuple(sorted(split_options.items()))
+                for fold_name in _folds(spec.path, options, protocol, seed, split_key):
+                    jobs.append(FoldJob(str(runs_dir), spec.path, options, protocol, fold_name, seed, methods,
+                                        config.metrics, config.backbone, split_key))
+    return jobs
+
+
+class InlineExecutor:
+    """Runs jobs one after another in this process."""
+
+    def map(self, fn: Callable, jobs: Iterable) -> Iterator:
+        return map(fn, jobs)
+
+
+class ProcessExecutor:
+    """Runs fold jobs in a pool of fresh processes (spawned, so nothing leaks between them)."""
+
+    def __init__(self, workers: int):
+        self.workers = workers
+
+    def map(self, fn: Callable, jobs: Iterable) -> Iterator:
+        pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=get_context("spawn"))
+        try:
+            futures = [pool.submit(fn, job) for job in jobs]
+            for f in futures:
+                yield f.result()
+        finally:
+            pool.shutdown(cancel_futures=True)
+
+
+def make_executor(name: str, workers: int = 1):
+    return ProcessExecutor(workers) if name == "process" else InlineExecutor()
+
+
+def run_grid(config: GridConfig, runs_dir: str | Path, executor=None, progress: bool = True) -> pd.DataFrame:
+    """Run every unfinished cell, then write and return the tidy results table."""
+    from tqdm.auto import tqdm
+
+    jobs = plan(config, runs_dir)
+    executor = executor or make_executor(config.executor, config.workers)
+    n_cells = sum(len(j.methods) for j in jobs)
+    with tqdm(total=n_cells, desc="grid", unit="cell", disable=not progress) as bar:
+        for outcomes in executor.map(run_fold_job, jobs):
+            for o in outcomes:
+                status = "skip" if o.skipped else f"{o.seconds:.1f}s"
+                bar.set_postfix_str(f"{o.protocol}/{o.fold}/{o.method} {status}")
+                bar.update(1)
+    return RunStore(runs_dir).write_results()
+
+
+def cross_subject_gap(results: pd.DataFrame) -> pd.DataFrame:
+    """Per method and metric: per-subject minus LOSO on the same test trials, paired over subjects."""
+    from metrics.bootstrap import bootstrap_ci
+
+    keys = ["dataset", "method", "seed", "metric", "backbone", "subject"]
+    within = results[results.protocol == "per-subject"].set_index(keys)["value"]
+    across = results[results.protocol == "loso"].set_index(keys)["value"]
+    paired = pd.concat({"per_subject": within, "loso": across}, axis=1).dropna().reset_index()
+    rows = []
+    for (dataset, method, metric, backbone), g in paired.groupby(["dataset", "method", "metric", "backbone"]):
+        diff = (g.per_subject - g.loso).to_numpy()
+        lo, hi = bootstrap_ci(diff) if len(diff) > 1 else (float(diff[0]), float(diff[0]))
+        rows.append({"dataset": dataset, "method": method, "metric": metric, "backbone": backbone,
+                     "per_subject": g.per_subject.mean(), "loso": g.loso.mean(), "gap": diff.mean(),
+                     "ci_low": lo, "ci_high": hi, "n_subjects": len(diff)})
+    return pd.DataFrame(rows)

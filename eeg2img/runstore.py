@@ -1,0 +1,124 @@
+"""The run store: one directory per cell of the experiment grid, written atomically, read as tidy tables.
+
+Layout (a contract shared with ``reports/``)::
+
+    RUNS/<dataset>/<protocol>/<fold>/<method>/seed-<seed>/<config_hash[:12]>/
+        cell.json          what the cell is: keys, method parameters, oracle flag
+        provenance.json    config hash, split and dataset fingerprints, weights sha256, versions, commit, device
+        recon/<trial_id>.png   reconstructions, one per test trial (kept across a kill: a rerun makes only the missing)
+        trials.parquet     trial_id, subject, image_id, label of the test trials
+        samples.parquet    per-sample metric values: trial_id, subject, metric, backbone, value
+        metrics.parquet    tidy rows of RESULT_COLUMNS for this cell
+        DONE               written last; a cell with DONE is skipped by a rerun
+    RUNS/results.csv, RUNS/results.parquet   every finished cell's tidy rows
+
+A cell is finished only when DONE exists, and DONE is written after every other file, each by
+temp-file + rename, so a run killed at any point leaves either a finished cell or one that a rerun
+completes — never duplicated or half-written rows.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from eeg2img.atomic import write_csv, write_json, write_parquet, write_png, write_text
+from eeg2img.errors import UserError
+
+RESULT_COLUMNS = ["dataset", "protocol", "fold", "subject", "method", "seed", "metric", "backbone", "value"]
+SAMPLE_COLUMNS = ["trial_id", "subject", "metric", "backbone", "value"]
+
+
+@dataclass(frozen=True)
+class CellKey:
+    dataset: str
+    protocol: str
+    fold: str
+    method: str
+    seed: int
+    config_hash: str
+
+    def relpath(self) -> Path:
+        for part in (self.dataset, self.protocol, self.fold, self.method):
+            if not part or "/" in part or part.startswith("."):
+                raise UserError(f"invalid name {part!r} in a run cell; names may not be empty, contain '/' or start with '.'")
+        return Path(self.dataset, self.protocol, self.fold, self.method, f"seed-{self.seed}", self.config_hash[:12])
+
+
+class RunStore:
+    """Reads and writes cells under ``root``."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    # --- one cell ----------------------------------------------------------------------------------
+    def cell_dir(self, key: CellKey) -> Path:
+        return self.root / key.relpath()
+
+    def is_done(self, key: CellKey) -> bool:
+        return (self.cell_dir(key) / "DONE").is_file()
+
+    def start(self, key: CellKey, params: dict, is_oracle: bool, provenance: dict) -> Path:
+        d = self.cell_dir(key)
+        (d / "recon").mkdir(parents=True, exist_ok=True)
+        write_json(d / "cell.json", {**asdict(key), "params": params, "is_oracle": bool(is_oracle)})
+        write_json(d / "provenance.json", provenance)
+        return d
+
+    def finished_reconstructions(self, key: CellKey) -> set[str]:
+        recon = self.cell_dir(key) / "recon"
+        return {p.stem for p in recon.glob("*.png")} if recon.is_dir() else set()
+
+    def save_reconstruction(self, key: CellKey, trial_id: str, image: np.ndarray) -> None:
+        write_png(self.cell_dir(key) / "recon" / f"{trial_id}.png", np.ascontiguousarray(image, dtype=np.uint8))
+
+    def load_reconstructions(self, key: CellKey, trial_ids) -> np.ndarray:
+        from eeg2img.datasets.base import read_rgb
+
+        return np.stack([read_rgb(self.cell_dir(key) / "recon" / f"{t}.png") for t in trial_ids])
+
+    def finish(self, key: CellKey, trials: pd.DataFrame, samples: pd.DataFrame, rows: pd.DataFrame, provenance: dict) -> None:
+        d = self.cell_dir(key)
+        write_parquet(d / "trials.parquet", trials)
+        write_parquet(d / "samples.parquet", samples[SAMPLE_COLUMNS])
+        write_parquet(d / "metrics.parquet", rows[RESULT_COLUMNS])
+        write_json(d / "provenance.json", provenance)
+        write_text(d / "DONE", "done\n")
+
+    # --- the whole store ---------------------------------------------------------------------------
+    def finished_cells(self) -> list[Path]:
+        if not self.root.is_dir():
+            raise UserError(f"{self.root}: no such runs directory; run `eeg2img run` or `eeg2img demo` first")
+        return sorted(p.parent for p in self.root.glob("*/*/*/*/seed-*/*/DONE"))
+
+    def results(self) -> pd.DataFrame:
+        frames = []
+        for d in self.finished_cells():
+            try:
+                frames.append(pd.read_parquet(d / "metrics.parquet"))
+            except Exception as err:  # noqa: BLE001 - pyarrow raises several types for a corrupt file
+                raise UserError(f"{d / 'metrics.parquet'}: unreadable ({err.__class__.__name__}); delete {d} and rerun") from None
+        if not frames:
+            return pd.DataFrame(columns=RESULT_COLUMNS)
+        table = pd.concat(frames, ignore_index=True)[RESULT_COLUMNS]
+        return table.sort_values(RESULT_COLUMNS[:-1], kind="stable").reset_index(drop=True)
+
+    def samples(self) -> pd.DataFrame:
+        frames = []
+        for d in self.finished_cells():
+            cell = json.loads((d / "cell.json").read_text())
+            s = pd.read_parquet(d / "samples.parquet")
+            for k in ("dataset", "protocol", "fold", "method", "seed"):
+                s.insert(0, k, cell[k])
+            frames.append(s)
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    def write_results(self) -> pd.DataFrame:
+        table = self.results()
+        write_csv(self.root / "results.csv", table)
+        write_parquet(self.root / "results.parquet", table)
+        return table

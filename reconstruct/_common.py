@@ -1,0 +1,170 @@
+"""Plumbing shared by the NeuroImagen components: devices, seeding, atomic weight files, image tensors."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+
+from eeg2img.errors import UserError
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+
+C = TypeVar("C")
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``"auto"``/``None`` picks CUDA when present; anything else is taken literally."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def make_config(cls: type[C], config: C | dict | None, overrides: dict[str, Any]) -> C:
+    """Build a config dataclass from an instance/dict plus keyword overrides, rejecting unknown keys."""
+    base = {} if config is None else (dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config))
+    base.update(overrides)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(base) - known)
+    if unknown:
+        raise UserError(f"{cls.__name__}: unknown option(s) {unknown}; known options are {sorted(known)}")
+    return cls(**base)
+
+
+def fingerprint(*parts: Any) -> str:
+    """A stable sha256 over JSON-able values and numpy arrays (cache keys)."""
+    h = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            arr = np.ascontiguousarray(part)
+            h.update(f"{arr.dtype.str}{arr.shape}".encode())
+            h.update(arr.tobytes())
+        else:
+            h.update(json.dumps(part, sort_keys=True, default=str).encode())
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+def replace_directory(tmp_dir: Path, target: Path) -> Path:
+    """Move a fully written ``tmp_dir`` into place so readers never see a half-written ``target``."""
+    target = Path(target)
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        os.replace(target, old / "x")
+        os.replace(tmp_dir, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp_dir, target)
+    return target
+
+
+def staging_directory(target: Path) -> Path:
+    """A fresh sibling directory of ``target`` on the same filesystem, for an atomic ``os.replace``."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+
+
+def save_component(directory: str | Path, state: dict[str, torch.Tensor], config: dict[str, Any]) -> Path:
+    """Write ``model.safetensors`` + ``config.json`` atomically into ``directory``."""
+    from safetensors.torch import save_file
+
+    target = Path(directory)
+    tmp = staging_directory(target)
+    try:
+        save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp / WEIGHTS_FILE))
+        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True, default=_jsonable))
+        return replace_directory(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def load_component(directory: str | Path, what: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read what :func:`save_component` wrote; missing or corrupt files become a one-line UserError."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    directory = Path(directory)
+    weights, config = directory / WEIGHTS_FILE, directory / CONFIG_FILE
+    for path in (weights, config):
+        if not path.is_file():
+            raise UserError(f"{path}: missing {what} file; re-run fit() and save() to write it")
+    try:
+        cfg = json.loads(config.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f"{config}: corrupt {what} config ({err.__class__.__name__}); re-save the component") from None
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise UserError(f"{weights}: corrupt {what} weights ({err.__class__.__name__}); re-save the component") from None
+    return state, cfg
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def images_to_tensor(images: np.ndarray, size: int | None = None) -> torch.Tensor:
+    """uint8 ``(N, H, W, 3)`` → float ``(N, 3, S, S)`` in [-1, 1] (antialiased bilinear resize)."""
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise UserError(f"images: expected uint8 (N, H, W, 3), got shape {images.shape}; pass RGB images")
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+    if size is not None and tuple(x.shape[-2:]) != (size, size):
+        x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return x.clamp(-1.0, 1.0)
+
+
+def tensor_to_images(x: torch.Tensor) -> np.ndarray:
+    """float ``(N, 3, H, W)`` in [-1, 1] → uint8 ``(N, H, W, 3)``."""
+    x = ((x.detach().float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
+    return x.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def check_finite(name: str, array: np.ndarray) -> np.ndarray:
+    array = np.asarray(array, dtype=np.float32)
+    if not np.isfinite(array).all():
+        raise UserError(f"{name}: contains NaN or infinite values; clean or re-preprocess the input")
+    return array
+
+
+def check_eeg(eeg: np.ndarray, n_channels: int | None = None) -> np.ndarray:
+    eeg = np.asarray(eeg)
+    if eeg.ndim != 3:
+        raise UserError(f"eeg: expected trials × channels × samples, got shape {eeg.shape}; pass dataset.eeg")
+    if n_channels is not None and eeg.shape[1] != n_channels:
+        raise UserError(f"eeg: {eeg.shape[1]} channels but the encoder was fitted on {n_channels}; use the same montage")
+    return check_finite("eeg", eeg)
+
+
+def seeded_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.manual_seed(int(seed) % (2**63))
+    return g
+
+
+def trial_seed(seed: int, trial_id: str) -> int:
+    """A per-trial seed that does not depend on batch composition or trial order."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{trial_id}".encode()).digest()[:8], "little") % (2**63)
+
+
+def batches(n: int, size: int) -> Iterable[slice]:
+    for start in range(0, n, size):
+        yield slice(start, min(n, start + size))

@@ -1,0 +1,303 @@
+"""Read a runs directory (the run store layout) into tidy tables, without importing the run store.
+
+Layout read here::
+
+    RUNS/<dataset>/<protocol>/<fold>/<method>/seed-<seed>/<config_hash12>/
+        cell.json  provenance.json  recon/<trial_id>.png  trials.parquet  samples.parquet  metrics.parquet  DONE
+
+Only finished cells (``DONE`` present) count. ``metrics.parquet`` is the source of a cell's rows; a
+finished cell without one falls back to its rows in ``RUNS/results.parquet`` (or ``results.csv``).
+``provenance.json``, ``trials.parquet``, ``samples.parquet`` and ``recon/`` are optional: what is
+missing only leaves out the part of the report that needs it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from eeg2img.errors import UserError
+
+RESULT_COLUMNS = ["dataset", "protocol", "fold", "subject", "method", "seed", "metric", "backbone", "value"]
+CELL_KEYS = ["dataset", "protocol", "fold", "method", "seed"]
+UNIT_KEYS = ["dataset", "protocol", "method", "metric", "backbone", "fold", "subject"]
+
+
+def _read_parquet(path: Path, what: str) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except Exception as err:  # noqa: BLE001 - pyarrow raises several types for a corrupt file
+        raise UserError(f"{path}: unreadable {what} ({err.__class__.__name__}); delete the cell and rerun it") from None
+
+
+def _read_json(path: Path, what: str) -> dict:
+    try:
+        obj = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UserError(f"{path}: unreadable {what} ({err.__class__.__name__}); delete the cell and rerun it") from None
+    if not isinstance(obj, dict):
+        raise UserError(f"{path}: {what} must be a JSON object; delete the cell and rerun it")
+    return obj
+
+
+def subject_key(value: Any) -> str:
+    """Subjects as strings, so ``1``, ``1.0`` and ``"1"`` are one subject and set-level rows read ``all``."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "all"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    text = str(value).strip()
+    try:
+        f = float(text)
+    except ValueError:
+        return text or "all"
+    return str(int(f)) if f.is_integer() else text
+
+
+def method_kind(method: str, is_oracle: bool = False) -> str:
+    """``oracle`` (upper bound that saw the stimulus), ``floor`` (chance-level reference) or ``method``."""
+    if is_oracle or method.startswith("oracle-"):
+        return "oracle"
+    if method.startswith("floor-"):
+        return "floor"
+    return "method"
+
+
+@dataclass
+class Cell:
+    """One finished cell of the grid."""
+
+    path: Path
+    dataset: str
+    protocol: str
+    fold: str
+    method: str
+    seed: int
+    config_hash: str
+    params: dict
+    is_oracle: bool
+    provenance: dict = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple:
+        return (self.dataset, self.protocol, self.fold, self.method, self.seed)
+
+    @property
+    def kind(self) -> str:
+        return method_kind(self.method, self.is_oracle)
+
+    def recon_path(self, trial_id: str) -> Path:
+        return self.path / "recon" / f"{trial_id}.png"
+
+    def trials(self) -> pd.DataFrame | None:
+        p = self.path / "trials.parquet"
+        if not p.is_file():
+            return None
+        t = _read_parquet(p, "trials table")
+        missing = {"trial_id", "image_id"} - set(t.columns)
+        if missing:
+            raise UserError(f"{p}: trials table lacks column(s) {sorted(missing)}; delete the cell and rerun it")
+        t = t.copy()
+        t["trial_id"] = t["trial_id"].astype(str)
+        t["image_id"] = t["image_id"].astype(str)
+        return t
+
+    def samples(self) -> pd.DataFrame | None:
+        p = self.path / "samples.parquet"
+        if not p.is_file():
+            return None
+        s = _read_parquet(p, "per-sample metrics")
+        missing = {"trial_id", "metric", "value"} - set(s.columns)
+        if missing:
+            raise UserError(f"{p}: per-sample table lacks column(s) {sorted(missing)}; delete the cell and rerun it")
+        s = s.copy()
+        if "backbone" not in s.columns:
+            s["backbone"] = ""
+        s["subject"] = [subject_key(v) for v in s["subject"]] if "subject" in s.columns else "all"
+        s["trial_id"] = s["trial_id"].astype(str)
+        s["value"] = pd.to_numeric(s["value"], errors="coerce")
+        return s
+
+
+def _parse_cell(cell_json: Path) -> Cell:
+    meta = _read_json(cell_json, "cell description")
+    where = cell_json.parent
+    # The path is authoritative for the keys when cell.json lacks them (older cells).
+    rel = where.parts[-6:]
+    fallback = dict(zip(["dataset", "protocol", "fold", "method"], rel[:4]))
+    seed_dir = rel[4] if len(rel) >= 5 else ""
+    fallback["seed"] = seed_dir.removeprefix("seed-")
+    fallback["config_hash"] = where.name
+    values = {k: meta.get(k, fallback.get(k)) for k in [*CELL_KEYS, "config_hash"]}
+    try:
+        seed = int(values["seed"])
+    except (TypeError, ValueError):
+        raise UserError(f"{cell_json}: seed {values['seed']!r} is not an integer; delete the cell and rerun it") from None
+    prov_path = where / "provenance.json"
+    prov = _read_json(prov_path, "provenance record") if prov_path.is_file() else {}
+    params = meta.get("params") or {}
+    return Cell(
+        path=where,
+        dataset=str(values["dataset"]),
+        protocol=str(values["protocol"]),
+        fold=str(values["fold"]),
+        method=str(values["method"]),
+        seed=seed,
+        config_hash=str(values["config_hash"] or where.name),
+        params=params if isinstance(params, dict) else {},
+        is_oracle=bool(meta.get("is_oracle", False)),
+        provenance=prov,
+    )
+
+
+@dataclass
+class Runs:
+    """The finished cells of a runs directory and their tidy results."""
+
+    root: Path
+    cells: list[Cell]
+    results: pd.DataFrame  # RESULT_COLUMNS + kind; subject as str, fold as str, seed as int
+    notes: list[str] = field(default_factory=list)
+
+    def cell(self, dataset: str, protocol: str, fold: str, method: str, seed: int) -> Cell | None:
+        return self._by_key.get((dataset, protocol, fold, method, seed))
+
+    @cached_property
+    def _by_key(self) -> dict[tuple, Cell]:
+        return {c.key: c for c in self.cells}
+
+    @cached_property
+    def kinds(self) -> dict[str, str]:
+        """Method name → kind; a method counts as an oracle if any of its cells says so."""
+        out: dict[str, str] = {}
+        for c in self.cells:
+            if out.get(c.method) != "oracle":
+                out[c.method] = c.kind
+        for m in self.results["method"].unique():
+            out.setdefault(m, method_kind(m))
+        return out
+
+    def samples(self, cells: list[Cell] | None = None) -> pd.DataFrame:
+        """Per-sample values of the given cells (all by default), tagged with the cell keys."""
+        frames = []
+        for c in self.cells if cells is None else cells:
+            s = c.samples()
+            if s is None or s.empty:
+                continue
+            for k in CELL_KEYS:
+                s[k] = getattr(c, k)
+            frames.append(s)
+        if not frames:
+            return pd.DataFrame(columns=[*CELL_KEYS, "trial_id", "subject", "metric", "backbone", "value"])
+        return pd.concat(frames, ignore_index=True)
+
+
+def _normalise(rows: pd.DataFrame, cell: Cell | None, where: Path) -> pd.DataFrame:
+    if "metric" not in rows.columns or "value" not in rows.columns:
+        raise UserError(f"{where}: results lack the 'metric' and 'value' columns; delete the cell and rerun it")
+    rows = rows.copy()
+    for k in CELL_KEYS:
+        if k not in rows.columns:
+            if cell is None:
+                raise UserError(f"{where}: results lack the {k!r} column; regenerate them with `eeg2img run`")
+            rows[k] = getattr(cell, k)
+    if "backbone" not in rows.columns:
+        rows["backbone"] = ""
+    if "subject" not in rows.columns:
+        rows["subject"] = "all"
+    rows["subject"] = [subject_key(v) for v in rows["subject"]]
+    rows["backbone"] = rows["backbone"].fillna("").astype(str)
+    for k in ("dataset", "protocol", "fold", "method", "metric"):
+        rows[k] = rows[k].astype(str)
+    try:
+        rows["seed"] = rows["seed"].astype(int)
+    except (TypeError, ValueError):
+        raise UserError(f"{where}: non-integer seed in the results; regenerate them with `eeg2img run`") from None
+    rows["value"] = pd.to_numeric(rows["value"], errors="coerce")
+    return rows[RESULT_COLUMNS]
+
+
+def _root_results(root: Path) -> pd.DataFrame | None:
+    for name in ("results.parquet", "results.csv"):
+        p = root / name
+        if p.is_file():
+            if name.endswith(".parquet"):
+                table = _read_parquet(p, "results table")
+            else:
+                try:
+                    table = pd.read_csv(p)
+                except (OSError, ValueError, UnicodeDecodeError) as err:
+                    raise UserError(f"{p}: unreadable results table ({err.__class__.__name__}); rerun `eeg2img run`") from None
+            return _normalise(table, None, p)
+    return None
+
+
+def load_runs(runs_dir: str | Path) -> Runs:
+    """Every finished cell under ``runs_dir`` and the tidy results table (NaN values dropped, noted)."""
+    root = Path(runs_dir)
+    if not root.is_dir():
+        raise UserError(f"{root}: no such runs directory; pass the folder `eeg2img run` wrote")
+    notes: list[str] = []
+    cells: list[Cell] = []
+    unfinished = 0
+    for cell_json in sorted(root.glob("*/*/*/*/seed-*/*/cell.json")):
+        if not (cell_json.parent / "DONE").is_file():
+            unfinished += 1
+            continue
+        cells.append(_parse_cell(cell_json))
+    if not cells:
+        extra = f" ({unfinished} unfinished)" if unfinished else ""
+        raise UserError(f"{root}: no finished cells{extra}; run `eeg2img run` until cells are DONE")
+    if unfinished:
+        notes.append(f"{unfinished} unfinished cell(s) left out")
+
+    # Two finished configurations of one cell key (a re-run with other parameters): keep the newest.
+    by_key: dict[tuple, list[Cell]] = {}
+    for c in cells:
+        by_key.setdefault(c.key, []).append(c)
+    kept = []
+    for group in by_key.values():
+        group.sort(key=lambda c: (str(c.provenance.get("created", "")), (c.path / "DONE").stat().st_mtime))
+        kept.append(group[-1])
+        if len(group) > 1:
+            notes.append(
+                f"{group[-1].path.relative_to(root)}: newest of {len(group)} configurations of this cell; older ones ignored"
+            )
+    cells = sorted(kept, key=lambda c: (c.dataset, c.protocol, c.fold, c.method, c.seed))
+
+    frames = []
+    root_table = None
+    for c in cells:
+        p = c.path / "metrics.parquet"
+        if p.is_file():
+            rows = _normalise(_read_parquet(p, "metrics table"), c, p)
+        else:
+            if root_table is None:
+                root_table = _root_results(root)
+                if root_table is None:
+                    raise UserError(f"{p}: missing and no results.parquet/results.csv in {root}; rerun this cell")
+            rows = root_table
+            for k in CELL_KEYS:
+                rows = rows[rows[k] == getattr(c, k)]
+        # Rows must belong to their cell: a copied metrics file would silently mislabel results.
+        rows = rows.assign(**{k: getattr(c, k) for k in CELL_KEYS})
+        frames.append(rows)
+    results = pd.concat(frames, ignore_index=True)
+    n_nan = int(results["value"].isna().sum())
+    if n_nan:
+        notes.append(f"{n_nan} result row(s) with a missing or NaN value left out")
+        results = results[results["value"].notna()]
+    if results.empty:
+        raise UserError(f"{root}: finished cells hold no metric values; check the metrics configuration and rerun")
+    results = results.reset_index(drop=True)
+    runs = Runs(root=root, cells=cells, results=results, notes=notes)
+    results["kind"] = results["method"].map(runs.kinds)
+    return runs
