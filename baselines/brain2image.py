@@ -102,7 +102,7 @@ class Brain2ImageVAE(_ConditionalImageModel):
 
     def __init__(self, seed: int = 0, image_size: int | None = None, work_size: int | None = None, n_bins: int = 10,
                  n_components: int | None = 64, cond_dim: int = 32, z_dim: int = 8, beta: float = 1.0,
-                 width: int = 32, steps: int = 400, batch_size: int = 32, lr: float = 2e-3,
+                 width: int = 16, steps: int = 300, batch_size: int = 32, lr: float = 2e-3,
                  weight_decay: float = 1e-4, device: str = "cpu"):
         self._check_common(seed, image_size, work_size, n_bins, n_components, cond_dim, width, steps, batch_size, lr,
                            device)
@@ -144,7 +144,7 @@ class Brain2ImageVAE(_ConditionalImageModel):
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                self.history_.append(float(loss))
+                self.history_.append(loss.item())
         for m in self._modules():
             m.cpu().eval()
         return self
@@ -177,7 +177,7 @@ class Brain2ImageGAN(_ConditionalImageModel):
 
     def __init__(self, seed: int = 0, image_size: int | None = None, work_size: int | None = None, n_bins: int = 10,
                  n_components: int | None = 64, cond_dim: int = 32, z_dim: int = 32, loss: str = "hinge",
-                 l1_weight: float = 10.0, width: int = 32, steps: int = 400, batch_size: int = 32,
+                 l1_weight: float = 10.0, width: int = 16, steps: int = 300, batch_size: int = 32,
                  lr: float = 2e-4, device: str = "cpu"):
         self._check_common(seed, image_size, work_size, n_bins, n_components, cond_dim, width, steps, batch_size, lr,
                            device)
@@ -219,7 +219,7 @@ class Brain2ImageGAN(_ConditionalImageModel):
                 opt_g.zero_grad(set_to_none=True)
                 loss_g.backward()
                 opt_g.step()
-                self.history_.append((float(loss_d), float(loss_g)))
+                self.history_.append((loss_d.item(), loss_g.item()))
         self.cond_.cpu().eval()
         self.generator_.cpu().eval()
         return self

@@ -1,8 +1,9 @@
 """Small DCGAN-style convnets shared by the Brain2Image-style VAE and GAN.
 
 Both work at a square power-of-two resolution ``size`` (≥ 8): a decoder grows a 4×4 map by nearest
-upsampling + 3×3 convolutions, an encoder shrinks the image by strided 4×4 convolutions. Widths double
-as the resolution halves, capped so a 64 px model stays small.
+transposed convolutions, an encoder shrinks the image by strided 4×4 convolutions. Widths double as
+the resolution halves, capped so a 64 px model stays small; neither has a hidden layer at full
+resolution, which keeps a training step on a CPU in the milliseconds.
 """
 
 from __future__ import annotations
@@ -27,25 +28,25 @@ def work_resolution(stimulus_size: int, cap: int = 64) -> int:
     return int(min(max(2 ** round(math.log2(max(stimulus_size, 1))), 8), cap))
 
 
-def _widths(size: int, width: int, cap: int = 256) -> list[int]:
-    # channels at 4×4, 8×8, …, size×size
+def _widths(size: int, width: int, cap: int = 128) -> list[int]:
+    # channels at 4×4, 8×8, …, size×size: ``width`` at the finest hidden map, doubling towards 4×4
     n = int(math.log2(size // 4))
     return [min(width * 2 ** (n - i), cap) for i in range(n + 1)]
 
 
 class ImageDecoder(nn.Module):
-    """Vector ``(B, in_dim)`` → image ``(B, 3, size, size)`` in [-1, 1]."""
+    """Vector ``(B, in_dim)`` → image ``(B, 3, size, size)`` in [-1, 1] (DCGAN: stride-2 transposed convs)."""
 
-    def __init__(self, in_dim: int, size: int, width: int = 32):
+    def __init__(self, in_dim: int, size: int, width: int = 16):
         super().__init__()
-        chans = _widths(size, width)
+        chans = _widths(size // 2, width)
         self.stem = nn.Sequential(nn.Linear(in_dim, chans[0] * 16), nn.ReLU())
         self.c0 = chans[0]
         blocks: list[nn.Module] = []
         for c_in, c_out in zip(chans[:-1], chans[1:]):
-            blocks += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, padding=1),
-                       nn.BatchNorm2d(c_out), nn.ReLU()]
-        blocks += [nn.Conv2d(chans[-1], 3, 3, padding=1), nn.Tanh()]
+            blocks += [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1), nn.BatchNorm2d(c_out), nn.ReLU()]
+        # The last layer goes straight to RGB: a full-resolution hidden layer would cost most of the compute.
+        blocks += [nn.ConvTranspose2d(chans[-1], 3, 4, stride=2, padding=1), nn.Tanh()]
         self.body = nn.Sequential(*blocks)
 
     def forward(self, v: torch.Tensor) -> torch.Tensor:
@@ -55,11 +56,11 @@ class ImageDecoder(nn.Module):
 class ImageEncoder(nn.Module):
     """Image ``(B, 3, size, size)`` → vector ``(B, out_dim)``; ``spectral=True`` for a GAN discriminator."""
 
-    def __init__(self, size: int, out_dim: int, width: int = 32, spectral: bool = False):
+    def __init__(self, size: int, out_dim: int, width: int = 16, spectral: bool = False):
         super().__init__()
-        chans = _widths(size, width)[::-1]
+        chans = [3] + _widths(size // 2, width)[::-1]
         sn = nn.utils.spectral_norm if spectral else (lambda m: m)
-        layers: list[nn.Module] = [sn(nn.Conv2d(3, chans[0], 3, padding=1)), nn.LeakyReLU(0.2)]
+        layers: list[nn.Module] = []
         for c_in, c_out in zip(chans[:-1], chans[1:]):
             layers += [sn(nn.Conv2d(c_in, c_out, 4, stride=2, padding=1)), nn.LeakyReLU(0.2)]
         self.body = nn.Sequential(*layers)

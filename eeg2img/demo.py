@@ -51,7 +51,7 @@ def demo_dataset(out: Path, scale: DemoScale, seed: int) -> Path:
 
 
 def demo_config(dataset_path: Path, scale: DemoScale, quick: bool):
-    from eeg2img.config import GridConfig, DatasetSpec
+    from eeg2img.config import DatasetSpec, GridConfig
     from eeg2img.methods import available_methods, quick_params
 
     methods = {name: (quick_params(name) if quick else {}) for name in available_methods()}

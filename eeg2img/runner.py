@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -125,7 +126,12 @@ def run_cell(store: RunStore, key: CellKey, dataset: EEGDataset, fold: Fold, spe
     pred = store.load_reconstructions(key, test.trial_ids)
     size = pred.shape[1]
     ref = test.load_images(size=size)
-    samples, set_level, weights = evaluate_cell(pred, ref, test, dataset, job)
+    with warnings.catch_warnings():
+        # Small-N FID bias is expected per fold; N is recorded with every set-level value.
+        warnings.simplefilter("ignore", category=UserWarning)
+        samples, set_level, weights = evaluate_cell(pred, ref, test, dataset, job)
+    samples = _plain_metric_names(samples)
+    set_level = _plain_metric_names(set_level)
     record["weights"] = {**weights, **getattr(method, "weights_sha256", {})}
     rows = _tidy_rows(samples, set_level, key)
     trials = pd.DataFrame(
@@ -148,7 +154,7 @@ def _check_images(images: np.ndarray, n: int, name: str) -> None:
 
 def evaluate_cell(pred, ref, test: EEGDataset, dataset: EEGDataset, job: FoldJob):
     """Per-sample and set-level metric values of one cell, and the weights they used."""
-    from eeg2img.evaluation import evaluate_for_runner
+    from metrics.engine import evaluate_for_runner
 
     return evaluate_for_runner(
         pred,
@@ -162,6 +168,13 @@ def evaluate_cell(pred, ref, test: EEGDataset, dataset: EEGDataset, job: FoldJob
         cache_dir=Path(job.runs_dir) / ".cache",
         seed=job.seed,
     )
+
+
+def _plain_metric_names(frame: pd.DataFrame) -> pd.DataFrame:
+    """The engine names metrics ``metric@backbone``; the tidy table keeps the two in separate columns."""
+    if frame is None or not len(frame):
+        return frame
+    return frame.assign(metric=frame["metric"].str.split("@").str[0])
 
 
 def _tidy_rows(samples: pd.DataFrame, set_level: pd.DataFrame, key: CellKey) -> pd.DataFrame:

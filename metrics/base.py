@@ -50,8 +50,12 @@ def _shape(x: Any) -> tuple[int, ...]:
     return tuple(int(s) for s in x.shape)
 
 
-def as_tensor(x: Any, name: str, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    """Any array-like as a tensor of ``dtype`` (kept on its device); a UserError if it is not numeric."""
+def as_tensor(x: Any, name: str, dtype: torch.dtype | None = torch.float64) -> torch.Tensor:
+    """Any array-like as a tensor of ``dtype`` (kept on its device); a UserError if it is not numeric.
+
+    ``dtype=None`` keeps a floating dtype as it is (integers become float64), for callers that
+    promote chunk by chunk to bound memory.
+    """
     if isinstance(x, torch.Tensor):
         t = x.detach()
     else:
@@ -61,6 +65,8 @@ def as_tensor(x: Any, name: str, dtype: torch.dtype = torch.float64) -> torch.Te
             raise UserError(f"{name}: not a numeric array ({exc}); pass a numpy array or a torch tensor") from None
     if t.dtype == torch.bool or t.is_complex() or not (t.is_floating_point() or t.dtype in _INT_DTYPES):
         raise UserError(f"{name}: dtype {t.dtype} is not a real number type; pass float or integer values")
+    if dtype is None:
+        return t if t.is_floating_point() else t.to(torch.float64)
     return t.to(dtype)
 
 
@@ -75,7 +81,7 @@ def check_finite(t: torch.Tensor, name: str) -> torch.Tensor:
     return t
 
 
-def as_features(x: Any, name: str, dtype: torch.dtype = torch.float64, min_rows: int = 1) -> torch.Tensor:
+def as_features(x: Any, name: str, dtype: torch.dtype | None = torch.float64, min_rows: int = 1) -> torch.Tensor:
     """A finite ``(N, D)`` feature matrix (a ``(N, ...)`` array is flattened per row, as MindEye does)."""
     t = as_tensor(x, name, dtype)
     if t.ndim < 2:

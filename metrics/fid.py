@@ -18,7 +18,6 @@ from typing import Any
 import torch
 
 from eeg2img.errors import UserError
-
 from metrics.base import (
     FID_MIN_SAMPLES,
     Metric,

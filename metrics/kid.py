@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from eeg2img.errors import UserError
 from metrics.base import Metric, as_features, cat_state, check_same_dim
@@ -53,7 +54,7 @@ def kid_subset_values(feats1: Any, feats2: Any, subsets: int = 100, subset_size:
     if full:
         k11, k22, k12 = kernel(x, x), kernel(y, y), kernel(x, y)
     mmds = np.zeros(subsets)
-    for i in range(subsets):
+    for i in tqdm(range(subsets), desc="KID subsets", unit="subset", disable=None, leave=False):
         # Two draws per subset, in this order, exactly as torch-fidelity consumes its RandomState.
         i1 = torch.from_numpy(rng.choice(n1, m, replace=False)).to(x.device)
         i2 = torch.from_numpy(rng.choice(n2, m, replace=False)).to(x.device)

@@ -297,6 +297,15 @@ def load_runs(runs_dir: str | Path) -> Runs:
         results = results[results["value"].notna()]
     if results.empty:
         raise UserError(f"{root}: finished cells hold no metric values; check the metrics configuration and rerun")
+    # A set-level row (subject "all") next to per-subject rows of the same cell and metric would be
+    # averaged with them as if it were one more subject: keep the per-subject rows.
+    group = [*CELL_KEYS, "metric", "backbone"]
+    has_subjects = (results["subject"] != "all").groupby([results[k] for k in group]).transform("any")
+    redundant = (results["subject"] == "all") & has_subjects
+    if redundant.any():
+        notes.append(f"{int(redundant.sum())} whole-test-set row(s) left out where per-subject rows of the same "
+                     "cell and metric exist")
+        results = results[~redundant]
     results = results.reset_index(drop=True)
     runs = Runs(root=root, cells=cells, results=results, notes=notes)
     results["kind"] = results["method"].map(runs.kinds)

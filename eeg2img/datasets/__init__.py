@@ -41,7 +41,9 @@ def load_dataset(path: str | os.PathLike, **options) -> EEGDataset:
         if (path / SYNTHETIC_FILE).is_file():
             return _call(load_cvpr40, path / SYNTHETIC_FILE, options, "EEG-CVPR40 .pth files")
     if not path.exists():
-        raise UserError(f"{path}: not found; pass an EEG-CVPR40 .pth file, a THINGS-EEG2 folder or a synthetic-data folder")
+        raise UserError(
+            f"{path}: not found; pass an EEG-CVPR40 .pth file, a THINGS-EEG2 folder or a synthetic-data folder"
+        )
     raise UserError(
         f"{path}: not a dataset; expected an EEG-CVPR40 .pth file, a THINGS-EEG2 folder holding "
         f"sub-01/preprocessed_eeg_training.npy, or a folder holding {SYNTHETIC_FILE} (eeg2img data synth)"
@@ -52,7 +54,9 @@ def _call(loader, path: Path, options: dict, kind: str) -> EEGDataset:
     accepted = list(inspect.signature(loader).parameters)[1:]
     unknown = sorted(set(options) - set(accepted))
     if unknown:
-        raise UserError(f"{path}: option {', '.join(unknown)} does not apply to {kind}; options are {', '.join(accepted)}")
+        raise UserError(
+            f"{path}: option {', '.join(unknown)} does not apply to {kind}; options are {', '.join(accepted)}"
+        )
     return loader(path, **options)
 
 

@@ -52,6 +52,8 @@ class EEGDataset:
     latents: Mapping[str, np.ndarray] | None = None  # ground truth per image (synthetic data)
     latent_image_ids: np.ndarray | None = None  # row order of ``latents``
     fingerprint: str = ""  # sha256 identifying the source data
+    image_files: Mapping[str, Path] | None = None  # image_id -> file, where stems alone cannot find it (THINGS)
+    raw_count: int | None = None  # segments in the source file before filtering (official split files index those)
     blinded: bool = False
 
     def __post_init__(self) -> None:
@@ -145,6 +147,8 @@ class EEGDataset:
 
     def image_path(self, image_id: str) -> Path:
         self._check_not_blind("stimulus images")
+        if self.image_files and str(image_id) in self.image_files:
+            return Path(self.image_files[str(image_id)])
         return _resolve_image(self.image_root, str(image_id), self._where())
 
     def load_images(self, image_ids: Sequence[str] | None = None, size: int | None = None) -> np.ndarray:

@@ -73,10 +73,6 @@ CVPR40_CLASS_NAMES = {
     "n13054560": "bolete",
 }
 
-# Raw segment count per loaded file (keyed by its sha256): the split files index the raw list, and
-# an index past its end means the split belongs to another file. Trial ids alone cannot tell,
-# because trailing segments may have been filtered out.
-_RAW_COUNTS: dict[str, int] = {}
 
 
 def load_cvpr40(
@@ -113,9 +109,10 @@ def load_cvpr40(
     eeg = np.empty((len(keep), n_channels, stop - start), dtype=np.float32)
     for row, i in enumerate(tqdm(keep, desc=f"reading {path.name}", unit="trial", disable=None, leave=False)):
         segment = records[i]["eeg"][:, start:stop]
-        if not bool(torch.isfinite(segment).all()):
-            raise UserError(f"{path}: trial {i:0{width}d} has NaN or Inf EEG values; clean or drop that segment")
         eeg[row] = segment.numpy() if segment.dtype == torch.float32 else segment.to(torch.float32).numpy()
+    bad = _first_non_finite(eeg)
+    if bad is not None:
+        raise UserError(f"{path}: trial {keep[bad]:0{width}d} has NaN or Inf EEG values; clean or drop that segment")
 
     root = path.parent
     image_root = _optional_dir(images, root / "images", "images")
@@ -123,7 +120,6 @@ def load_cvpr40(
     latent_arrays, latent_ids = _read_latents(latents, root / "latents.npz")
 
     fingerprint = cached_sha256(path)
-    _RAW_COUNTS[fingerprint] = len(records)
     return EEGDataset(
         eeg=eeg,
         labels_=labels[keep],
@@ -140,6 +136,7 @@ def load_cvpr40(
         latents=latent_arrays,
         latent_image_ids=latent_ids,
         fingerprint=fingerprint,
+        raw_count=len(records),
     )
 
 
@@ -158,7 +155,9 @@ def load_official_split(
         keys = _describe_keys(raw)
         raise UserError(f"{split_path}: not an EEG-CVPR40 split file (found {keys}); expected {{'splits': [...]}}")
     if isinstance(split_index, bool) or not isinstance(split_index, int) or not 0 <= split_index < len(splits):
-        raise UserError(f"{split_path}: split {split_index} out of range; the file holds {len(splits)} splits (0-{len(splits) - 1})")
+        raise UserError(
+            f"{split_path}: split {split_index} out of range; the file holds {len(splits)} splits (0-{len(splits) - 1})"
+        )
     split = splits[split_index]
     if not isinstance(split, dict) or not {"train", "val", "test"} <= set(split):
         raise UserError(f"{split_path}: split {split_index} lacks train/val/test index lists")
@@ -166,7 +165,7 @@ def load_official_split(
     raw_ids = _raw_ids(dataset)
     lookup = np.full(int(raw_ids.max()) + 1 if len(raw_ids) else 0, -1, dtype=np.int64)
     lookup[raw_ids] = np.arange(len(raw_ids))
-    n_raw = _RAW_COUNTS.get(dataset.fingerprint)
+    n_raw = dataset.raw_count
 
     parts = {}
     for part in ("train", "val", "test"):
@@ -181,12 +180,11 @@ def load_official_split(
         inside = idx[idx < len(lookup)]
         mapped = lookup[inside]
         parts[part] = mapped[mapped >= 0]
-    for part in ("train", "test"):
-        if len(parts[part]) == 0:
-            raise UserError(
-                f"{split_path}: no {part} index of split {split_index} matches a loaded trial of {dataset.name}; "
-                "use the split file that belongs to this dataset"
-            )
+    if not any(len(v) for v in parts.values()):
+        raise UserError(
+            f"{split_path}: no index of split {split_index} matches a loaded trial of {dataset.name}; "
+            "use the split file that belongs to this dataset"
+        )
     for a, b in (("train", "test"), ("train", "val"), ("val", "test")):
         shared = np.intersect1d(parts[a], parts[b])
         if len(shared):
@@ -205,16 +203,38 @@ def _torch_load(path: Path):
     try:
         return torch.load(path, weights_only=True, map_location="cpu")
     except pickle.UnpicklingError as err:
-        refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        refused = re.search(r"\bGLOBAL ([\w.]+)", str(err))  # torch names the refused global this way
         if refused:
             raise UserError(
                 f"{path}: refusing to unpickle {refused.group(1)}: the file may carry code; "
                 "use the file as released by the dataset authors"
             ) from None
         raise UserError(f"{path}: corrupt or not a torch file (unpickling failed); download the file again") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, TypeError, AttributeError,
-            IndexError, MemoryError) as err:
-        raise UserError(f"{path}: corrupt or truncated file ({err.__class__.__name__}); download the file again") from None
+    except (
+        RuntimeError,
+        EOFError,
+        zipfile.BadZipFile,
+        OSError,
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        MemoryError,
+    ) as err:
+        raise UserError(
+            f"{path}: corrupt or truncated file ({err.__class__.__name__}); download the file again"
+        ) from None
+
+
+def _first_non_finite(eeg: np.ndarray, chunk: int = 256) -> int | None:
+    # numpy in chunks: per-trial torch.isfinite is slow under thread contention, and one
+    # whole-array mask would cost a quarter of the array's memory
+    for first in range(0, len(eeg), chunk):
+        finite = np.isfinite(eeg[first : first + chunk]).all(axis=(1, 2))
+        if not finite.all():
+            return first + int(np.argmin(finite))
+    return None
 
 
 def _describe_keys(raw) -> str:
@@ -321,8 +341,12 @@ def _read_captions(given, default: Path) -> dict[str, str]:
     try:
         captions = json.loads(given.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise UserError(f"{given}: unreadable captions JSON ({err.__class__.__name__}); fix or remove the file") from None
-    if not isinstance(captions, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in captions.items()):
+        raise UserError(
+            f"{given}: unreadable captions JSON ({err.__class__.__name__}); fix or remove the file"
+        ) from None
+    if not isinstance(captions, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in captions.items()
+    ):
         raise UserError(f"{given}: captions must be a JSON object {{image_id: caption}} of strings")
     return captions
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 
+from eeg2img.atomic import write_text
 from eeg2img.datasets.base import sha256_file
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -39,18 +39,7 @@ def cached_sha256(path: str | os.PathLike) -> str:
     digest = sha256_file(path)
     record = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest}
     try:
-        _write_atomic(sidecar, json.dumps(record) + "\n")
+        write_text(sidecar, json.dumps(record) + "\n")
     except OSError:
         pass  # read-only data folder: the digest is still right, only not cached
     return digest
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -69,15 +69,26 @@ def load_pickled_npy(path: str | os.PathLike) -> object:
         with open(path, "rb") as f:
             dtype, shape = _read_header(f, path)
             if dtype != np.dtype(object) or shape != ():
+                kind = "an object" if dtype == np.dtype(object) else f"a plain {dtype}"
                 raise UserError(
-                    f"{path}: holds a plain {dtype} array of shape {shape}, not a pickled dict; "
+                    f"{path}: holds {kind} array of shape {shape}, not a pickled dict; "
                     "expected the file as saved by the dataset authors"
                 )
             obj = RestrictedUnpickler(f, source=str(path)).load()
     except UserError:
         raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
-            OverflowError, MemoryError, OSError) as err:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        KeyError,
+        OverflowError,
+        MemoryError,
+        OSError,
+    ) as err:
         raise UserError(
             f"{path}: corrupt or truncated pickle ({err.__class__.__name__}); download the file again"
         ) from None

@@ -135,7 +135,6 @@ def _texture_mask(texture: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 def render(cls: StimulusClass, layouts: np.ndarray, image_size: int) -> np.ndarray:
     """Images of one class as uint8 ``(n, image_size, image_size, 3)``."""
-    n = len(layouts)
     hi = image_size * SUPERSAMPLE
     grid = (np.arange(hi, dtype=np.float32) + 0.5) / hi
     gx = grid[None, None, :]
@@ -147,13 +146,21 @@ def render(cls: StimulusClass, layouts: np.ndarray, image_size: int) -> np.ndarr
     u = (dx * cos + dy * sin) / size
     v = (-dx * sin + dy * cos) / size
     inside = _shape_mask(cls.shape, u, v)
-    dark = _texture_mask(cls.texture, u, v)
+    dark = inside & _texture_mask(cls.texture, u, v)
+    # Box-filtering the masks and compositing afterwards equals box-filtering the supersampled image
+    # (compositing is linear) at a third of the cost.
+    inside_frac, dark_frac = _box_down(inside), _box_down(dark)
     colour = layouts[:, 4:7].astype(np.float32)[:, None, None, :]
-    shade = np.where(dark[..., None], 0.4 * colour, colour)
     background = layouts[:, 7].astype(np.float32)[:, None, None, None]
-    img = np.where(inside[..., None], shade, background)
-    img = img.reshape(n, image_size, SUPERSAMPLE, image_size, SUPERSAMPLE, 3).mean(axis=(2, 4))
+    img = (inside_frac - 0.6 * dark_frac)[..., None] * colour + (1.0 - inside_frac)[..., None] * background
     return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
+
+
+def _box_down(mask: np.ndarray) -> np.ndarray:
+    """Fraction of each SUPERSAMPLE × SUPERSAMPLE cell that is set, float32 ``(n, H, W)``."""
+    m = mask.astype(np.float32)
+    acc = sum(m[:, i::SUPERSAMPLE, j::SUPERSAMPLE] for i in range(SUPERSAMPLE) for j in range(SUPERSAMPLE))
+    return acc / SUPERSAMPLE**2
 
 
 def _position_phrase(x: float, y: float) -> str:

@@ -17,8 +17,8 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,18 +39,6 @@ TRAIN_IMAGES_PER_CONCEPT = 10
 _SUBJECT_DIR = re.compile(r"sub-0*(\d+)")
 _CONCEPT_DIR = re.compile(r"\d+_(.+)")
 _EXTENSIONS = {e.lower() for e in IMAGE_EXTENSIONS}
-
-
-@dataclass(frozen=True, eq=False)
-class ThingsEEGDataset(EEGDataset):
-    """An :class:`EEGDataset` whose stimuli live in concept folders, found through ``image_files``."""
-
-    image_files: Mapping[str, Path] = field(default_factory=dict)
-
-    def image_path(self, image_id: str) -> Path:
-        self._check_not_blind("stimulus images")
-        found = self.image_files.get(str(image_id))
-        return found if found is not None else super().image_path(image_id)
 
 
 @dataclass(frozen=True)
@@ -106,7 +94,9 @@ def find_subjects(folder: str | os.PathLike) -> dict[int, Path]:
         if match and child.is_dir():
             number = int(match.group(1))
             if number in found:
-                raise UserError(f"{folder}: both {found[number].name} and {child.name} claim subject {number}; keep one")
+                raise UserError(
+                    f"{folder}: both {found[number].name} and {child.name} claim subject {number}; keep one"
+                )
             found[number] = child
     return found
 
@@ -139,12 +129,15 @@ def load_things_eeg2(
     pieces: dict[str, list] = {k: [] for k in ("eeg", "image", "subject", "rep", "trial", "partition")}
     n_images: dict[str, int] = {}
     reference: tuple[Path, PreprocessedEEG] | None = None
-    digests = []
+    read: list[Path] = []
     jobs = [(s, p) for s in chosen for p in parts]
     for subject, part in tqdm(jobs, desc="reading THINGS-EEG2", unit="file", disable=None, leave=False):
         path = available[subject] / PARTITION_FILES[part]
         if not path.is_file():
-            raise UserError(f"{path}: not found; subject {subject} lacks the {part} partition (expected {path.name})")
+            raise UserError(
+                f"{path}: not found; subject {subject} lacks the {part} partition: add the file, "
+                f"or load the other partition alone (partitions=[...])"
+            )
         rec = read_preprocessed(path)
         reference = _check_consistent(reference, path, rec)
         n_img, n_rep = rec.data.shape[:2]
@@ -169,7 +162,7 @@ def load_things_eeg2(
         pieces["subject"].append(np.full(len(eeg), subject, np.int64))
         pieces["trial"].extend(tag)
         pieces["partition"].extend([part] * len(eeg))
-        digests.append((f"{path.parent.name}/{path.name}", cached_sha256(path)))
+        read.append(path)
 
     classes, image_ids, labels_of, image_files = _stimuli(catalogues, n_images)
     partition = np.array(pieces["partition"], dtype=str)
@@ -181,11 +174,13 @@ def load_things_eeg2(
         labels[rows] = labels_of[part][image[rows]]
         ids[rows] = np.asarray(image_ids[part], dtype=object)[image[rows]]
     rep = np.concatenate(pieces["rep"])
+    # hashed only once every file has passed its checks: bad input leaves no digest sidecar behind
+    digests = [(f"{p.parent.name}/{p.name}", cached_sha256(p)) for p in read]
     fingerprint = hashlib.sha256(
         json.dumps({"files": digests, "average_repetitions": bool(average_repetitions)}).encode()
     ).hexdigest()
     has_images = any(p in catalogues for p in parts)
-    return ThingsEEGDataset(
+    return EEGDataset(
         eeg=pieces["eeg"][0] if len(pieces["eeg"]) == 1 else np.concatenate(pieces["eeg"]),
         labels_=labels,
         image_ids_=ids.astype(str),
@@ -233,7 +228,9 @@ def _check_consistent(reference, path: Path, rec: PreprocessedEEG):
         return path, rec
     ref_path, ref = reference
     if rec.ch_names != ref.ch_names:
-        raise UserError(f"{path}: channels {list(rec.ch_names)[:4]}... differ from {ref_path}; use files of one preprocessing")
+        raise UserError(
+            f"{path}: channels {list(rec.ch_names)[:4]}... differ from {ref_path}; use files of one preprocessing"
+        )
     if rec.times.shape != ref.times.shape or not np.allclose(rec.times, ref.times):
         raise UserError(f"{path}: sample times differ from {ref_path}; use files of one preprocessing")
     return reference
@@ -279,7 +276,8 @@ def _catalogue(image_dir: Path) -> _ImageCatalogue:
     stems, concept_of_image, concepts, files = [], [], [], []
     for concept_dir in sorted(p for p in image_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
         members = sorted(
-            p for p in concept_dir.iterdir()
+            p
+            for p in concept_dir.iterdir()
             if p.is_file() and p.suffix.lower() in _EXTENSIONS and not p.name.startswith(".")
         )
         if not members:

@@ -1,0 +1,258 @@
+"""``eeg2img evaluate``: a folder of reconstructions against a folder of stimuli, matched by file stem.
+
+    eeg2img evaluate --pred recon/ --ref stimuli/ --metrics ssim,pixcorr,fid,kid,is \\
+        --inception-weights inception-2015-12-05.pt --resize clean --json scores.json
+
+Model-based metrics use the official backbones by default (Inception-v3 TF weights for FID/KID/IS
+and identification, AlexNet for identification, a torchvision ImageNet classifier for accuracy, an
+open_clip model for CLIP score); ``--backbone synth-cnn --dataset PATH`` uses the in-domain CNN
+trained on the dataset's stimuli instead, and ``--proxy-backbone`` adds a random-init network for
+plumbing checks. Every problem with the input is one line naming the file and the fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from eeg2img.errors import UserError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
+DEFAULT_METRICS = "ssim,pixcorr,fid,kid,is"
+
+
+def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    from metrics.backbones.resize import RESIZE_POLICIES
+
+    p = parser
+    p.add_argument("--pred", required=True, type=Path, help="folder of reconstructions (one image per stem)")
+    p.add_argument("--ref", required=True, type=Path, help="folder of stimuli with the same file stems")
+    p.add_argument("--metrics", default=DEFAULT_METRICS,
+                   help=f"comma-separated subset of ssim,pixcorr,fid,kid,is,clip,nway,acc (default {DEFAULT_METRICS})")
+    p.add_argument("--captions", type=Path, help="JSON {stem: caption} (or TSV stem<TAB>caption) for CLIP score")
+    p.add_argument("--subjects", type=Path, help="JSON {stem: subject}: adds per-subject set-level metrics")
+    p.add_argument("--json", type=Path, help="write the results (values, 95%% CIs, provenance) to this file")
+    p.add_argument("--backbone", default=None,
+                   help="comma-separated backbones for the model-based metrics: inception-tf, alexnet, classifier, "
+                        "synth-cnn (default: the official ones each metric needs)")
+    p.add_argument("--dataset", type=Path, help="dataset whose stimuli train the synth-cnn backbone")
+    p.add_argument("--inception-weights", type=Path,
+                   help="inception-2015-12-05.pt (clean-fid) or weights-inception-2015-12-05-6726825d.pth")
+    p.add_argument("--resize", choices=RESIZE_POLICIES, default="clean",
+                   help="how images reach Inception's 299 px input (named in every result)")
+    p.add_argument("--clip-model", help="open_clip model name (e.g. ViT-B-32, ViT-L-14-quickgelu) or config JSON")
+    p.add_argument("--clip-weights", type=Path, help="open_clip checkpoint for --clip-model")
+    p.add_argument("--clip-variant", choices=("hessel", "torchmetrics"), default="hessel")
+    p.add_argument("--alexnet-weights", type=Path, help="alexnet-owt-7be5be79.pth (identification)")
+    p.add_argument("--classifier-weights", type=Path, help="torchvision ImageNet state dict (N-way accuracy)")
+    p.add_argument("--classifier-arch", help="torchvision architecture of --classifier-weights (default: from name)")
+    p.add_argument("--proxy-backbone", action="store_true",
+                   help="also run a seeded random-init network (plumbing checks only; its numbers mean nothing)")
+    p.add_argument("--size", type=int, default=None, help="resize every image to SIZE×SIZE on load")
+    p.add_argument("--n-way", type=int, default=None, help="identification N (default: MindEye 2-way, all pairs)")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache-dir", type=Path, default=None, help="feature cache root (default $EEG2IMG_CACHE)")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write cached reference features")
+    return parser
+
+
+# ------------------------------------------------------------------------------------------------ inputs
+def list_images(folder: Path, role: str) -> dict[str, Path]:
+    """``{stem: path}`` of the image files directly in ``folder``; duplicate stems are an error."""
+    if not folder.is_dir():
+        raise UserError(f"{folder}: --{role} folder not found; pass a folder of images")
+    files = sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise UserError(f"{folder}: no images (.png, .jpg, ...) in the --{role} folder; put the images there")
+    counts = Counter(f.stem for f in files)
+    dup = sorted(s for s, c in counts.items() if c > 1)
+    if dup:
+        names = ", ".join(f.name for f in files if f.stem == dup[0])
+        raise UserError(f"{folder}: {len(dup)} duplicate stem(s), e.g. {names}; keep one file per stem")
+    return {f.stem: f for f in files}
+
+
+def match_stems(pred: dict[str, Path], ref: dict[str, Path], pred_dir: Path, ref_dir: Path) -> list[str]:
+    only_pred, only_ref = sorted(set(pred) - set(ref)), sorted(set(ref) - set(pred))
+    if only_pred or only_ref:
+        what = []
+        if only_pred:
+            what.append(f"{len(only_pred)} in {pred_dir} only (e.g. {only_pred[0]})")
+        if only_ref:
+            what.append(f"{len(only_ref)} in {ref_dir} only (e.g. {only_ref[0]})")
+        raise UserError(f"{pred_dir}: {len(pred)} reconstructions and {len(ref)} stimuli do not match by file stem "
+                        f"({'; '.join(what)}); give every reconstruction the stem of its stimulus")
+    return sorted(pred)
+
+
+def load_set(paths: list[Path], size: int | None, folder: Path) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    from eeg2img.datasets.base import read_rgb
+
+    if size is None:
+        sizes = set()
+        for p in paths:
+            try:
+                with Image.open(p) as im:
+                    sizes.add(im.size)
+            except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+                raise UserError(f"{p}: unreadable image ({type(err).__name__}); replace or remove the file") from None
+        if len(sizes) > 1:
+            raise UserError(f"{folder}: images differ in size ({', '.join(f'{w}x{h}' for w, h in sorted(sizes)[:2])}); "
+                            "pass --size N to resize them all")
+    from tqdm.auto import tqdm
+
+    return np.stack([read_rgb(p, size) for p in tqdm(paths, desc=f"reading {folder.name}", unit="img",
+                                                       disable=None, leave=False)])
+
+
+def _read_mapping(path: Path, what: str) -> dict[str, str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{path}: {what} file not found; check the path") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"{path}: cannot read {what} file ({type(err).__name__}); save it as UTF-8 text") from None
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise UserError(f"{path}: not valid JSON (line {err.lineno}); write an object {{stem: value}}") from None
+        if not isinstance(data, dict):
+            raise UserError(f"{path}: expected a JSON object {{stem: value}}, got {type(data).__name__}")
+        return {str(k): v for k, v in data.items()}
+    out = {}
+    for i, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        if "\t" not in line:
+            raise UserError(f"{path}: line {i} has no tab; write one 'stem<TAB>{what}' per line or use JSON")
+        k, v = line.split("\t", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def _aligned(mapping: dict[str, object], stems: list[str], path: Path, what: str) -> list:
+    missing = [s for s in stems if s not in mapping]
+    if missing:
+        raise UserError(f"{path}: no {what} for {len(missing)} image(s), e.g. {missing[0]}; add one per image stem")
+    return [mapping[s] for s in stems]
+
+
+# --------------------------------------------------------------------------------------------- backbones
+def build_backbones(args: argparse.Namespace, metrics: list[str]) -> list:
+    from eeg2img.weights import resolve_weights
+    from metrics.backbones.alexnet import AlexNetFeatures
+    from metrics.backbones.classifier import ImageNetClassifier
+    from metrics.backbones.inception import build_inception
+
+    model_metrics = [m for m in metrics if m not in ("ssim", "pixcorr", "clip")]
+    if args.backbone:
+        names = [n.strip() for n in args.backbone.split(",") if n.strip()]
+    else:
+        names = []
+        if set(model_metrics) & {"fid", "kid", "is", "nway"}:
+            names.append("inception-tf")
+        if "nway" in model_metrics:
+            names.append("alexnet")
+        if "acc" in model_metrics:
+            names.append("classifier")
+    out = []
+    for name in names:
+        if name == "inception-tf":
+            out.append(build_inception(args.inception_weights, resize=args.resize, device=args.device))
+        elif name == "alexnet":
+            out.append(AlexNetFeatures(resolve_weights("alexnet", args.alexnet_weights), device=args.device))
+        elif name == "classifier":
+            weights = args.classifier_weights or resolve_weights("resnet50")
+            out.append(ImageNetClassifier(weights, arch=args.classifier_arch, device=args.device))
+        elif name == "synth-cnn":
+            if args.dataset is None:
+                raise UserError("--backbone synth-cnn: needs --dataset PATH (the dataset whose stimuli it learns)")
+            from eeg2img.datasets import load_dataset
+            from metrics.backbones.indomain import InDomainCNN
+
+            out.append(InDomainCNN.for_dataset(load_dataset(args.dataset), cache_dir=args.cache_dir,
+                                               device=args.device))
+        elif name == "proxy":
+            raise UserError("--backbone proxy: use --proxy-backbone (random weights are opt-in only)")
+        else:
+            raise UserError(f"--backbone {name}: unknown; choose from inception-tf, alexnet, classifier, synth-cnn")
+    if "clip" in metrics:
+        if not args.clip_model:
+            raise UserError("metric clip: needs --clip-model NAME and --clip-weights PATH (an open_clip checkpoint)")
+        from metrics.backbones.clip import OpenClip
+
+        out.append(OpenClip(args.clip_model, args.clip_weights, device=args.device))
+    if args.proxy_backbone:
+        from metrics.backbones.indomain import RandomProxy
+
+        out.append(RandomProxy(seed=args.seed, device=args.device))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------- run
+def run_evaluate(args: argparse.Namespace) -> int:
+    from metrics.engine import ALL_METRICS, MetricsEngine
+
+    metrics = [m.strip().lower() for m in str(args.metrics).split(",") if m.strip()]
+    bad = [m for m in metrics if m not in ALL_METRICS]
+    if bad or not metrics:
+        raise UserError(f"--metrics {args.metrics}: unknown metric {bad[0] if bad else '(none)'}; "
+                        f"choose from {','.join(ALL_METRICS)}")
+    if args.size is not None and args.size < 8:
+        raise UserError(f"--size {args.size}: too small; pass at least 8 (pixels)")
+    pred_files = list_images(args.pred, "pred")
+    ref_files = list_images(args.ref, "ref")
+    stems = match_stems(pred_files, ref_files, args.pred, args.ref)
+    captions = None
+    if "clip" in metrics:
+        if args.captions is None:
+            raise UserError("metric clip: needs --captions FILE (JSON {stem: caption}) for the reconstructions")
+        captions = [str(c) for c in _aligned(_read_mapping(args.captions, "caption"), stems, args.captions,
+                                             "caption")]
+    subjects = None
+    if args.subjects is not None:
+        subjects = _aligned(_read_mapping(args.subjects, "subject"), stems, args.subjects, "subject")
+    # Backbones before images: a missing weights file is reported before minutes of reading.
+    backbones = build_backbones(args, metrics)
+    pred = load_set([pred_files[s] for s in stems], args.size, args.pred)
+    ref = load_set([ref_files[s] for s in stems], args.size, args.ref)
+    engine = MetricsEngine(metrics, backbones=backbones, resize=args.resize, device=args.device,
+                           cache_dir=args.cache_dir, seed=args.seed, use_cache=not args.no_cache,
+                           clip_variant=args.clip_variant, identification_n_way=args.n_way)
+    report = engine.evaluate(pred, ref, captions=captions, subjects=subjects, trial_ids=stems)
+    report.provenance["pred_dir"], report.provenance["ref_dir"] = str(args.pred), str(args.ref)
+    print(f"{len(stems)} image pairs · {args.pred} vs {args.ref}")
+    print(report.table())
+    for w in report.warnings:
+        print(f"note: {w}")
+    if args.json is not None:
+        report.write_json(args.json)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry point (``python -m metrics.cli``); ``eeg2img evaluate`` is the usual one."""
+    import sys
+
+    class _Parser(argparse.ArgumentParser):
+        def error(self, message: str):
+            raise UserError(f"{self.prog}: {message}")
+
+    try:
+        return run_evaluate(add_evaluate_arguments(_Parser(prog="eeg2img evaluate")).parse_args(argv))
+    except UserError as err:
+        print(f"eeg2img evaluate: error: {err}", file=sys.stderr)
+        return err.exit_code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,457 @@
+"""The one-pass metrics engine: every backbone runs once per image set, every metric shares its outputs.
+
+``MetricsEngine(metrics=..., backbones=...).evaluate(pred, ref, captions, subjects, trial_ids)``
+computes the requested metrics for reconstructions ``pred`` against stimuli ``ref`` (uint8
+``(N, H, W, 3)``, matched by row) and returns an :class:`EvaluationReport`.
+
+For each backbone the engine extracts the outputs of ``pred`` and of ``ref`` once (reference outputs
+come from the on-disk :class:`~metrics.features_cache.FeatureCache` when the same stimuli were seen
+before with the same weights and preprocessing) and then derives every metric from them:
+
+========  ======================================  ==================================================
+metric    needs                                   named
+========  ======================================  ==================================================
+ssim      pixels                                  ``ssim@pixels``
+pixcorr   pixels                                  ``pixcorr@pixels``
+fid       ``distribution_key`` features           ``fid@<backbone>`` (set level, per subject too)
+kid       ``distribution_key`` features           ``kid@<backbone>`` (set level, per subject too)
+is        ``score_logits_key`` logits of pred     ``is@<backbone>`` (set level, per subject too)
+clip      image + text encoder, captions          ``clip@<model>``
+nway      each ``identification`` feature set     ``nway@<label>`` (``nway@alexnet2``...)
+acc       ``class_logits_key`` logits             ``acc@<backbone>``
+========  ======================================  ==================================================
+
+The backbone is part of every metric's name, so numbers from different networks never mix.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from eeg2img.errors import UserError
+from metrics.backbones.base import Backbone, check_images
+from metrics.base import MetricResult, SmallSampleWarning
+from metrics.features_cache import FeatureCache, image_set_hash
+
+ALL_METRICS = ("ssim", "pixcorr", "fid", "kid", "is", "clip", "nway", "acc")
+PIXEL_METRICS = ("ssim", "pixcorr")
+SET_METRICS = ("fid", "kid", "is")
+PIXELS = "pixels"
+
+_NEEDS = {
+    "fid": "distribution_key",
+    "kid": "distribution_key",
+    "is": "score_logits_key",
+    "acc": "class_logits_key",
+}
+_HINTS = {
+    "fid": "pass --inception-weights PATH, or --backbone synth-cnn --dataset PATH",
+    "kid": "pass --inception-weights PATH, or --backbone synth-cnn --dataset PATH",
+    "is": "pass --inception-weights PATH, or --backbone synth-cnn --dataset PATH",
+    "nway": "pass --alexnet-weights PATH or --inception-weights PATH, or --backbone synth-cnn --dataset PATH",
+    "acc": "pass --classifier-weights PATH, or --backbone synth-cnn --dataset PATH",
+    "clip": "pass --clip-model NAME --clip-weights PATH",
+}
+
+
+def metric_name(metric: str, backbone: str) -> str:
+    return f"{metric}@{backbone}"
+
+
+@dataclass
+class EvaluationReport:
+    """Everything one evaluation produced."""
+
+    n: int
+    results: dict[str, MetricResult]
+    per_sample: pd.DataFrame  # trial_id, subject, metric, backbone, value
+    set_level: pd.DataFrame  # subject, metric, backbone, value  (subject "all" = every trial)
+    provenance: dict
+    extras: dict[str, dict] = field(default_factory=dict)  # name -> {"std": ...} for KID / IS
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        metrics = {}
+        for name, r in self.results.items():
+            entry = r.to_dict()
+            entry.update(self.extras.get(name, {}))
+            metrics[name] = entry
+        return {"n": int(self.n), "metrics": metrics, "provenance": self.provenance, "warnings": list(self.warnings)}
+
+    def write_json(self, path: str | Path) -> Path:
+        from eeg2img.atomic import write_json
+
+        return write_json(path, self.to_json())
+
+    def table(self) -> str:
+        """A plain-text table: one metric per line with value, 95% CI, N and protocol."""
+        rows = [("metric", "value", "95% CI", "N", "protocol")]
+        for name, r in self.results.items():
+            ci = "—" if r.ci95 is None else f"[{r.ci95[0]:.4g}, {r.ci95[1]:.4g}]"
+            std = self.extras.get(name, {}).get("std")
+            value = f"{r.value:.4g}" + (f" ± {std:.2g}" if std is not None else "")
+            rows.append((name, value, ci, str(r.n), r.protocol))
+        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths)) + "  " + row[4] for row in rows]
+        lines.insert(1, "-" * (sum(widths) + 8 + len("protocol")))
+        return "\n".join(lines)
+
+
+class MetricsEngine:
+    """Configured once, evaluates any number of (pred, ref) sets.
+
+    ``backbones``: :class:`~metrics.backbones.base.Backbone` instances and/or registry names; ``None``
+    builds the default for each requested metric from the official weights (Inception for
+    FID/KID/IS/identification, AlexNet for identification, ResNet-50 for accuracy), raising
+    :class:`~eeg2img.errors.WeightsNotFoundError` if a file cannot be found.
+    """
+
+    def __init__(self, metrics: Sequence[str] = ALL_METRICS, backbones: Sequence[Backbone | str] | None = None,
+                 resize: str = "clean", device=None, cache_dir: str | Path | None = None, seed: int = 0, *,
+                 use_cache: bool = True, ssim_protocol: str = "mindeye", image_size: int | None = 425,
+                 n_boot: int = 1000, set_n_boot: dict[str, int] | None = None, kid_subsets: int = 100,
+                 kid_subset_size: int = 1000, is_splits: int = 10, clip_variant: str = "hessel",
+                 identification_n_way: int | None = None, acc_n_way: int = 50, acc_top_k: int = 1,
+                 acc_draws: int = 50, per_subject_sets: bool = True):
+        from metrics.backbones.resize import check_policy
+
+        self.metrics = tuple(dict.fromkeys(str(m).strip().lower() for m in metrics))
+        unknown = [m for m in self.metrics if m not in ALL_METRICS]
+        if unknown:
+            raise UserError(f"metric {unknown[0]!r}: unknown; choose from {', '.join(ALL_METRICS)}")
+        if not self.metrics:
+            raise UserError("no metrics requested; choose from " + ", ".join(ALL_METRICS))
+        self.resize = check_policy(resize)
+        self.device = device
+        self.seed = int(seed)
+        self.cache = FeatureCache(Path(cache_dir) / "features" if cache_dir is not None else None, use_cache)
+        self.ssim_protocol, self.image_size = ssim_protocol, image_size
+        self.n_boot = int(n_boot)
+        # Set-level CIs recompute the whole metric per resample: IS is cheap, a 2048-d FID or KID is
+        # seconds each, so those are off unless asked for (their subset/split std is reported instead).
+        self.set_n_boot = {"fid": 0, "kid": 0, "is": 50, **(set_n_boot or {})}
+        self.kid_subsets, self.kid_subset_size, self.is_splits = kid_subsets, kid_subset_size, is_splits
+        self.clip_variant = clip_variant
+        self.identification_n_way = identification_n_way
+        self.acc_n_way, self.acc_top_k, self.acc_draws = acc_n_way, acc_top_k, acc_draws
+        self.per_subject_sets = per_subject_sets
+        self.backbones = self._resolve_backbones(backbones)
+
+    # --- backbones ------------------------------------------------------------------------------------
+    def _resolve_backbones(self, backbones: Sequence[Backbone | str] | None) -> list[Backbone]:
+        from metrics.backbones.registry import build_backbone
+
+        wanted = set(self.metrics) - set(PIXEL_METRICS)
+        if backbones is None:
+            names = []
+            if wanted & {"fid", "kid", "is", "nway"}:
+                names.append("inception-tf")
+            if "nway" in wanted:
+                names.append("alexnet")
+            if "acc" in wanted:
+                names.append("classifier")
+            if "clip" in wanted:
+                raise UserError(f"metric clip: needs a CLIP model; {_HINTS['clip']}")
+            backbones = names
+        out = []
+        for b in backbones:
+            if isinstance(b, str):
+                kwargs = {"device": self.device}
+                if b == "inception-tf":
+                    kwargs["resize"] = self.resize
+                b = build_backbone(b, **kwargs)
+            if not isinstance(b, Backbone):
+                raise UserError(f"backbone {b!r}: not a Backbone; pass instances or registry names")
+            out.append(b)
+        for m in sorted(wanted):
+            if not self._serving(m, out):
+                given = ", ".join(b.name for b in out) or "none"
+                raise UserError(f"metric {m}: no backbone provides what it needs (backbones: {given}); {_HINTS[m]}")
+        return out
+
+    @staticmethod
+    def _serving(metric: str, backbones: Sequence[Backbone]) -> list[Backbone]:
+        if metric in _NEEDS:
+            return [b for b in backbones if getattr(b, _NEEDS[metric])]
+        if metric == "nway":
+            return [b for b in backbones if b.identification]
+        if metric == "clip":
+            return [b for b in backbones if b.has_text]
+        return []
+
+    def _used_backbones(self) -> list[Backbone]:
+        wanted = set(self.metrics) - set(PIXEL_METRICS)
+        return [b for b in self.backbones if any(b in self._serving(m, self.backbones) for m in wanted)]
+
+    # --- evaluation -------------------------------------------------------------------------------------
+    def evaluate(self, pred: np.ndarray, ref: np.ndarray, captions: Sequence[str] | None = None,
+                 subjects: Sequence[Any] | None = None, trial_ids: Sequence[Any] | None = None) -> EvaluationReport:
+        pred = check_images(pred, "pred")
+        ref = check_images(ref, "ref")
+        n = len(pred)
+        if len(ref) != n:
+            raise UserError(f"pred: {n} images but ref has {len(ref)}; pass one reconstruction per stimulus, "
+                            "in the same order")
+        trial_ids = np.array([str(t) for t in (range(n) if trial_ids is None else trial_ids)], dtype=object)
+        if len(trial_ids) != n:
+            raise UserError(f"trial_ids: {len(trial_ids)} ids for {n} images; pass one id per image")
+        if subjects is not None:
+            subjects = np.asarray(subjects)
+            if len(subjects) != n:
+                raise UserError(f"subjects: {len(subjects)} entries for {n} images; pass one subject per image")
+        if "clip" in self.metrics:
+            if captions is None:
+                raise UserError("metric clip: needs one caption per image; pass --captions FILE (JSON stem → text)")
+            captions = [str(c) for c in captions]
+            if len(captions) != n:
+                raise UserError(f"captions: {len(captions)} captions for {n} images; pass one per image")
+
+        # Warnings that qualify a number (small-sample FID, constant images) go into the report too.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            outputs = self._extract(pred, ref)
+            state = _Collector(n, trial_ids, subjects)
+            for m in self.metrics:
+                getattr(self, f"_metric_{m}")(state, pred, ref, outputs, captions)
+        relevant = [w for w in caught if issubclass(w.category, UserWarning)]
+        for w in relevant:  # re-emit so that callers still see them
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        messages = list(dict.fromkeys(str(w.message) for w in relevant))
+        return state.report(self._provenance(ref, outputs), messages)
+
+    def _extract(self, pred: np.ndarray, ref: np.ndarray) -> dict[int, dict[str, dict[str, np.ndarray]]]:
+        """``{id(backbone): {"pred": outputs, "ref": outputs}}`` — one pass per backbone per image set."""
+        ref_hash = image_set_hash(ref)
+        self._ref_hash = ref_hash
+        out = {}
+        for b in self._used_backbones():
+            fp = b.fingerprint()
+            ref_out = self.cache.get(fp, ref_hash)
+            if ref_out is None:
+                ref_out = b.extract(ref, desc=f"{b.name} (ref)")
+                self.cache.put(fp, ref_hash, ref_out)
+            pred_out = b.extract(pred, desc=f"{b.name} (pred)")
+            out[id(b)] = {"pred": pred_out, "ref": ref_out}
+        return out
+
+    def _provenance(self, ref: np.ndarray, outputs: dict) -> dict:
+        from eeg2img.provenance import device_description, package_versions
+
+        used = self._used_backbones()
+        return {
+            "backbones": {b.name: b.provenance() for b in used},
+            "weights_sha256": {b.name: b.weights_sha256 for b in used},
+            "resize": {b.name: b.resize for b in used if hasattr(b, "resize")} or self.resize,
+            "ref_image_set_sha256": getattr(self, "_ref_hash", None),
+            "feature_cache": {"dir": str(self.cache.root), "hits": self.cache.hits, "misses": self.cache.misses},
+            "seed": self.seed,
+            "packages": package_versions(),
+            "device": device_description() if self.device is None else str(self.device),
+        }
+
+    # --- per metric ---------------------------------------------------------------------------------------
+    def _metric_ssim(self, st: _Collector, pred, ref, outputs, captions) -> None:
+        from metrics.ssim import describe_protocol, ssim
+
+        values = ssim(pred, ref, protocol=self.ssim_protocol, size=self.image_size)
+        st.per_sample_metric("ssim", PIXELS, values, describe_protocol(self.ssim_protocol, self.image_size),
+                             self.n_boot, self.seed)
+
+    def _metric_pixcorr(self, st: _Collector, pred, ref, outputs, captions) -> None:
+        from metrics.pixcorr import pixcorr
+
+        values = pixcorr(pred, ref, size=self.image_size)
+        size = "native" if self.image_size is None else f"{self.image_size}px"
+        st.per_sample_metric("pixcorr", PIXELS, values, f"mindeye-{size}-rgb-pearson", self.n_boot, self.seed)
+
+    def _metric_fid(self, st: _Collector, pred, ref, outputs, captions) -> None:
+        from metrics.fid import fid_from_features
+
+        for b in self._serving("fid", self.backbones):
+            o = outputs[id(b)]
+            p, r = o["pred"][b.distribution_key], o["ref"][b.distribution_key]
+            protocol = f"FID float64 eigvals on {b.distribution_key} ({p.shape[1]}-d); {b.preprocessing}"
+            fn = lambda x, y: fid_from_features(*span_coordinates(x, y))  # noqa: E731
+            st.set_metric("fid", b.name, fn, (p, r), protocol,
+                          self.set_n_boot["fid"], self.seed, self.per_subject_sets, min_rows=2)
+
+    def _metric_kid(self, st: _Collector, pred, ref, outputs, captions) -> None:
+        from metrics.kid import kid_from_features
+
+        for b in self._serving("kid", self.backbones):
+            o = outputs[id(b)]
+            p, r = o["pred"][b.distribution_key], o["ref"][b.distribution_key]
+            protocol = (f"KID poly3 (gamma=1/d, coef 1) subsets={self.kid_subsets} subset_size=min({self.kid_subset_size}"
+                        f", N) seed={self.seed} on {b.distribution_key}; {b.preprocessing}")
+            fn = lambda x, y: kid_from_features(x, y, subsets=self.kid_subsets,  # noqa: E731
+                                                subset_size=min(self.kid_subset_size, len(x)), seed=self.seed)
+            st.set_metric("kid", b.name, fn, (p, r), protocol, self.set_n_boot["kid"], self.seed,
+                          self.per_subject_sets, min_rows=2)
+
+    def _metric_is(self, st: _Collector, pred, ref, outputs, captions) -> None:
+        from metrics.inception_score import inception_score_from_logits
+
+        for b in self._serving("is", self.backbones):
+            logits = outputs[id(b)]["pred"][b.score_logits_key]
+            protocol = (f"IS torch-fidelity: softmax of {b.score_logits_key} ({logits.shape[1]} classes), "
+                        f"splits=min({self.is_splits}, N), shuffle seed 2020, population std; {b.preprocessing}")
+            fn = lambda x: inception_score_from_logits(x, splits=min(self.is_splits, len(x)))  # noqa: E731
+            st.set_metric("is", b.name, fn, (logits,), protocol, self.set_n_boot["is"], self.seed,
+                          self.per_subject_sets, min_rows=1)
+
+    def _metric_clip(self, st: _Collector, pred, ref, outputs, captions) -> None:
+        from metrics.clip_score import aggregate_clip_score, clip_score_from_embeddings
+
+        for b in self._serving("clip", self.backbones):
+            text = b.encode_text(captions)
+            values = clip_score_from_embeddings(outputs[id(b)]["pred"]["image"], text, variant=self.clip_variant)
+            protocol = (f"CLIP score {self.clip_variant} "
+                        f"({'2.5·max(cos,0), mean' if self.clip_variant == 'hessel' else '100·cos, mean clamped'}) "
+                        f"reconstruction vs caption; {b.preprocessing}")
+            st.per_sample_metric("clip", b.name, values, protocol, self.n_boot, self.seed,
+                                 value=aggregate_clip_score(values, self.clip_variant))
+
+    def _metric_nway(self, st: _Collector, pred, ref, outputs, captions) -> None:
+        from metrics.identification import nway_identification
+
+        if len(pred) < 2:
+            raise UserError("metric nway: identification needs at least 2 images; evaluate more trials")
+        for b in self._serving("nway", self.backbones):
+            o = outputs[id(b)]
+            for label, key in b.identification.items():
+                values = nway_identification(o["pred"][key], o["ref"][key], n_way=self.identification_n_way,
+                                             seed=self.seed)
+                way = ("2-way all pairs (MindEye)" if self.identification_n_way is None
+                       else f"{self.identification_n_way}-way, 50 draws")
+                protocol = f"identification {way}, Pearson r of {key}; {b.preprocessing}"
+                st.per_sample_metric("nway", label, values, protocol, self.n_boot, self.seed)
+
+    def _metric_acc(self, st: _Collector, pred, ref, outputs, captions) -> None:
+        from metrics.accuracy import nway_topk_accuracy
+
+        for b in self._serving("acc", self.backbones):
+            o = outputs[id(b)]
+            logits = o["pred"][b.class_logits_key]
+            targets = o["ref"][b.class_logits_key].argmax(axis=1)
+            n_way = min(self.acc_n_way, logits.shape[1])
+            values = nway_topk_accuracy(logits, targets, n_way=n_way, top_k=self.acc_top_k, draws=self.acc_draws,
+                                        seed=self.seed)
+            protocol = (f"MinD-Vis {n_way}-way top-{self.acc_top_k}, {self.acc_draws} draws, seed {self.seed}; "
+                        f"target = classifier's class for the stimulus ({logits.shape[1]} classes); {b.preprocessing}")
+            st.per_sample_metric("acc", b.name, values, protocol, self.n_boot, self.seed)
+
+
+def span_coordinates(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both feature sets in an orthonormal basis of the affine span of their rows (FID-preserving).
+
+    FID depends only on the mean difference and the two covariances, and is unchanged by a
+    translation and by any isometry of the space that holds all the data. With N1 + N2 ≤ d (the usual
+    case: a few hundred trials, 2048-d features) the rows span at most N1 + N2 − 1 dimensions, so the
+    d×d eigenproblem of ``Σ1Σ2`` shrinks to (N1+N2)×(N1+N2) — seconds become milliseconds — while
+    the value stays the same to round-off. With more rows than dimensions nothing is changed.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if len(a) + len(b) >= a.shape[1]:
+        return a, b
+    origin = a.mean(axis=0)
+    _, _, vt = np.linalg.svd(np.concatenate([a - origin, b - origin]), full_matrices=False)
+    return (a - origin) @ vt.T, (b - origin) @ vt.T
+
+
+class _Collector:
+    """Accumulates results, per-sample rows and set-level rows while the metrics are computed."""
+
+    def __init__(self, n: int, trial_ids: np.ndarray, subjects: np.ndarray | None):
+        self.n, self.trial_ids, self.subjects = n, trial_ids, subjects
+        self.results: dict[str, MetricResult] = {}
+        self.extras: dict[str, dict] = {}
+        self.sample_frames: list[pd.DataFrame] = []
+        self.set_rows: list[dict] = []
+
+    def _subject_column(self) -> np.ndarray:
+        return self.subjects if self.subjects is not None else np.full(self.n, "all", dtype=object)
+
+    def per_sample_metric(self, metric: str, backbone: str, values: np.ndarray, protocol: str, n_boot: int,
+                          seed: int, value: float | None = None) -> None:
+        from metrics.bootstrap import bootstrap_ci
+
+        values = np.asarray(values, dtype=np.float64)
+        name = metric_name(metric, backbone)
+        ci = bootstrap_ci(values, n_boot=n_boot, seed=seed) if n_boot > 0 and len(values) > 1 else None
+        self.results[name] = MetricResult(name=name, value=float(values.mean() if value is None else value), ci95=ci,
+                                          backbone=backbone, protocol=protocol, n=len(values), per_sample=values)
+        self.sample_frames.append(pd.DataFrame({"trial_id": self.trial_ids, "subject": self._subject_column(),
+                                                "metric": name, "backbone": backbone, "value": values}))
+
+    def set_metric(self, metric: str, backbone: str, fn, arrays: tuple, protocol: str, n_boot: int, seed: int,
+                   per_subject: bool, min_rows: int) -> None:
+        from metrics.bootstrap import bootstrap_set_metric
+
+        name = metric_name(metric, backbone)
+        out = fn(*arrays)
+        value, std = (out if isinstance(out, tuple) else (out, None))
+        ci = None
+        if n_boot > 0 and len(arrays[0]) > 1:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", SmallSampleWarning)
+                ci = bootstrap_set_metric(fn, *arrays, n_boot=n_boot, seed=seed)
+        self.results[name] = MetricResult(name=name, value=float(value), ci95=ci, backbone=backbone,
+                                          protocol=f"{protocol}; N={len(arrays[0])}", n=len(arrays[0]))
+        if std is not None:
+            self.extras[name] = {"std": float(std)}
+        self.set_rows.append({"subject": "all", "metric": name, "backbone": backbone, "value": float(value)})
+        if per_subject and self.subjects is not None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", SmallSampleWarning)  # said once for the whole set
+                for s in pd.unique(self.subjects):
+                    rows = np.flatnonzero(self.subjects == s)
+                    if len(rows) < min_rows:
+                        continue
+                    sub = fn(*(a[rows] for a in arrays))
+                    sub = sub[0] if isinstance(sub, tuple) else sub
+                    self.set_rows.append({"subject": s.item() if hasattr(s, "item") else s, "metric": name,
+                                          "backbone": backbone, "value": float(sub)})
+
+    def report(self, provenance: dict, messages: list[str]) -> EvaluationReport:
+        samples = (pd.concat(self.sample_frames, ignore_index=True) if self.sample_frames
+                   else pd.DataFrame(columns=["trial_id", "subject", "metric", "backbone", "value"]))
+        set_level = pd.DataFrame(self.set_rows, columns=["subject", "metric", "backbone", "value"])
+        set_level["subject"] = set_level["subject"].astype(object)
+        return EvaluationReport(self.n, self.results, samples, set_level, provenance, self.extras, messages)
+
+
+# ------------------------------------------------------------------------------------------- runner hook
+def evaluate_for_runner(pred: np.ndarray, ref: np.ndarray, metrics: Sequence[str], trial_ids: Sequence[str],
+                        subjects: Sequence[int], captions: Sequence[str] | None, dataset, backbone: str = "synth-cnn",
+                        cache_dir: str | Path | None = None, seed: int = 0,
+                        **engine_kwargs) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str | None]]:
+    """What the grid runner needs per cell: (per-sample rows, set-level rows, {backbone: weights sha256}).
+
+    ``backbone`` names the backbone of the model-based metrics (``synth-cnn`` trains on ``dataset``'s
+    stimuli, cached under ``cache_dir``; ``inception-tf`` and friends resolve official weights).
+    """
+    from metrics.backbones.registry import build_backbone
+
+    needs_backbone = [m for m in metrics if m not in PIXEL_METRICS]
+    backbones: list[Backbone] = []
+    if needs_backbone:
+        if backbone == "synth-cnn":
+            from metrics.backbones.indomain import InDomainCNN
+
+            backbones = [InDomainCNN.for_dataset(dataset, cache_dir=cache_dir)]
+        else:
+            backbones = [build_backbone(backbone)]
+    engine = MetricsEngine(metrics, backbones=backbones, cache_dir=cache_dir, seed=seed, **engine_kwargs)
+    report = engine.evaluate(pred, ref, captions=captions, subjects=subjects, trial_ids=trial_ids)
+    return report.per_sample, report.set_level, dict(report.provenance["weights_sha256"])
+
+
+__all__ = ["ALL_METRICS", "EvaluationReport", "MetricsEngine", "evaluate_for_runner", "metric_name"]

@@ -1,0 +1,91 @@
+"""Command-line entry points the ``eeg2img`` CLI wires in.
+
+- ``eeg2img report RUNS_DIR --out DIR``: :func:`add_report_arguments` / :func:`run_report`.
+- ``eeg2img report latency [--history DIR] --out DIR``: :func:`add_latency_arguments` / :func:`run_latency`.
+
+``python -m reports ...`` runs the same two commands through :func:`main` (``latency`` as the first
+word selects the latency report).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from eeg2img.errors import UserError
+
+# Kept here (not imported from reports.latency) so building the CLI parser imports nothing heavy.
+DEFAULT_THRESHOLD = 0.25
+STATS = ("median", "mean", "min", "max")
+
+
+def add_report_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("runs_dir", type=Path, metavar="RUNS_DIR", help="runs directory written by `eeg2img run` (or the word `latency`: benchmark latency report)")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR",
+                        help="output folder: index.html, leaderboard.md/.csv, per_subject.csv, plots (PNG)")
+    parser.add_argument("--ci", choices=["units", "trials"], default="units",
+                        help="bootstrap the 95%% CI over subject×fold units (default) or over trials within units")
+    parser.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and Monte-Carlo tests")
+    parser.add_argument("--grid-trials", type=int, default=8, help="test trials per reconstruction grid")
+    latency = parser.add_argument_group("latency report (`report latency --out DIR`)")
+    _latency_options(latency)
+    return parser
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from reports.build import build_report
+
+    # `eeg2img report latency ...` reaches this parser when the CLI wires only the report command.
+    if str(args.runs_dir) == "latency" and not args.runs_dir.is_dir():
+        return run_latency(args)
+    if args.n_boot < 100:
+        raise UserError(f"--n-boot {args.n_boot}: too few resamples for a 95% CI; use at least 100")
+    if args.grid_trials < 1:
+        raise UserError(f"--grid-trials {args.grid_trials}: must be at least 1")
+    out = build_report(args.runs_dir, args.out, ci=args.ci, n_boot=args.n_boot, seed=args.seed,
+                       grid_trials=args.grid_trials)
+    print(f"report: {out / 'index.html'}")
+    return 0
+
+
+def add_latency_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR",
+                        help="output folder: latency.html, latency.md, latency.csv, latency.png")
+    _latency_options(parser)
+    return parser
+
+
+def _latency_options(parser) -> None:
+    parser.add_argument("--history", type=Path, default=Path(".benchmarks"), metavar="DIR",
+                        help="pytest-benchmark storage folder (--benchmark-storage; default .benchmarks)")
+    parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                        help="relative slow-down flagged as a regression (default 0.25 = 25%%)")
+    parser.add_argument("--stat", choices=STATS, default="median", help="statistic compared (default median)")
+    parser.add_argument("--fail-on-regression", action="store_true",
+                        help="exit with status 1 when the latest run of any benchmark regressed")
+
+
+def run_latency(args: argparse.Namespace) -> int:
+    from reports.latency import build_latency_report
+
+    written, regressions = build_latency_report(args.history, args.out, threshold=args.threshold, stat=args.stat)
+    for r in regressions.itertuples(index=False):
+        print(f"REGRESSION {r.benchmark} [{r.machine}]: {r.previous * 1e3:.3g} ms ({r.previous_commit}) -> "
+              f"{getattr(r, args.stat) * 1e3:.3g} ms ({r.commit_short}), {r.change:+.0%}")
+    print(f"wrote {len(written)} files to {args.out}; {len(regressions)} regression(s) in the latest runs")
+    return 1 if regressions.shape[0] and args.fail_on_regression else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    latency = bool(argv) and argv[0] == "latency"
+    parser = argparse.ArgumentParser(prog="python -m reports" + (" latency" if latency else ""))
+    (add_latency_arguments if latency else add_report_arguments)(parser)
+    args = parser.parse_args(argv[1:] if latency else argv)
+    try:
+        return (run_latency if latency else run_report)(args)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return UserError.exit_code

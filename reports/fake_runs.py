@@ -1,0 +1,128 @@
+"""Write a small runs directory in the exact run-store layout, with known numbers (for tests and demos).
+
+Every cell gets ``cell.json``, ``provenance.json``, ``recon/<trial_id>.png``, ``trials.parquet``,
+``samples.parquet``, ``metrics.parquet`` and ``DONE``; the root gets ``results.csv``/``.parquet``
+and the stimuli the provenance points at. Per-sample metrics (ssim, pixcorr) are means of their
+samples; a set-level metric (fid on a substitute backbone) has per-subject rows only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+# Plain writes: this is fixture data, and an fsync per file would dominate the test time.
+def write_png(path: Path, image: np.ndarray) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(path)
+
+
+def write_text(path: Path, text: str) -> None:
+    path.write_text(text)
+
+
+def write_parquet(path: Path, frame: pd.DataFrame) -> None:
+    frame.to_parquet(path, index=False)
+
+
+def write_csv(path: Path, frame: pd.DataFrame) -> None:
+    frame.to_csv(path, index=False)
+
+DEFAULT_METHODS = {
+    # name: (quality offset, is_oracle); higher offset → better scores
+    "neuroimagen": (0.30, False),
+    "latent-ridge": (0.15, False),
+    "floor-mean": (0.0, False),
+    "oracle-stimulus": (0.60, True),
+}
+RESULT_COLUMNS = ["dataset", "protocol", "fold", "subject", "method", "seed", "metric", "backbone", "value"]
+
+
+def _image(rng: np.random.Generator, size: int, colour: tuple[int, int, int]) -> np.ndarray:
+    base = np.broadcast_to(np.array(colour, np.uint8), (size, size, 3)).astype(np.int16)
+    return np.clip(base + rng.integers(-40, 40, size=(size, size, 3)), 0, 255).astype(np.uint8)
+
+
+def write_fake_runs(
+    root: str | Path,
+    *,
+    dataset: str = "synth",
+    subjects: tuple[int, ...] = (1, 2, 3),
+    protocols: tuple[str, ...] = ("per-subject", "loso"),
+    methods: dict[str, tuple[float, bool]] | None = None,
+    seeds: tuple[int, ...] = (0,),
+    trials_per_subject: int = 4,
+    image_size: int = 8,
+    seed: int = 0,
+    backbone_fid: str = "synth-cnn",
+) -> Path:
+    root = Path(root)
+    methods = DEFAULT_METHODS if methods is None else methods
+    rng = np.random.default_rng(seed)
+    stim_dir = root.parent / f"{root.name}-stimuli" / dataset
+    image_ids = [f"img{i:03d}" for i in range(trials_per_subject)]
+    colours = [tuple(int(c) for c in rng.integers(30, 225, 3)) for _ in image_ids]
+    for image_id, colour in zip(image_ids, colours):
+        write_png(stim_dir / f"{image_id}.png", _image(rng, image_size, colour))
+    trials_all = pd.DataFrame(
+        [
+            {"trial_id": f"s{s}-t{i}", "subject": s, "image_id": image_ids[i], "label": i % 2}
+            for s in subjects
+            for i in range(trials_per_subject)
+        ]
+    )
+    subject_effect = {s: 0.02 * k for k, s in enumerate(subjects)}
+    all_rows = []
+    for protocol in protocols:
+        folds = {"pooled": list(subjects)} if protocol == "pooled" else {f"sub-{s:02d}": [s] for s in subjects}
+        protocol_penalty = 0.08 if protocol == "loso" else 0.0
+        for fold, fold_subjects in folds.items():
+            trials = trials_all[trials_all["subject"].isin(fold_subjects)].reset_index(drop=True)
+            for method, (offset, is_oracle) in methods.items():
+                for run_seed in seeds:
+                    config_hash = hashlib.sha256(f"{method}/{run_seed}".encode()).hexdigest()
+                    cell = root / dataset / protocol / fold / method / f"seed-{run_seed}" / config_hash[:12]
+                    (cell / "recon").mkdir(parents=True, exist_ok=True)
+                    for t in trials.itertuples(index=False):
+                        colour = colours[image_ids.index(t.image_id)]
+                        write_png(cell / "recon" / f"{t.trial_id}.png", _image(rng, image_size, colour))
+                    samples = []
+                    for t in trials.itertuples(index=False):
+                        base = 0.1 + offset + subject_effect[t.subject] - protocol_penalty
+                        samples.append((t.trial_id, t.subject, "ssim", "pixels", base + rng.normal(0, 0.03)))
+                        samples.append((t.trial_id, t.subject, "pixcorr", "pixels", base / 2 + rng.normal(0, 0.03)))
+                    samples = pd.DataFrame(samples, columns=["trial_id", "subject", "metric", "backbone", "value"])
+                    rows = samples.groupby(["subject", "metric", "backbone"], as_index=False)["value"].mean()
+                    fid = [(s, "fid", backbone_fid, 200.0 - 150 * offset + 100 * subject_effect[s]
+                            + 20 * protocol_penalty + rng.normal(0, 3)) for s in fold_subjects]
+                    rows = pd.concat([rows, pd.DataFrame(fid, columns=["subject", "metric", "backbone", "value"])])
+                    for k, v in (("dataset", dataset), ("protocol", protocol), ("fold", fold), ("method", method),
+                                 ("seed", run_seed)):
+                        rows[k] = v
+                    rows = rows[RESULT_COLUMNS].reset_index(drop=True)
+                    meta = {"dataset": dataset, "protocol": protocol, "fold": fold, "method": method,
+                            "seed": run_seed, "config_hash": config_hash, "params": {"seed": run_seed},
+                            "is_oracle": is_oracle}
+                    prov = {"config_hash": config_hash, "split_fingerprint": f"split-{protocol}-{fold}",
+                            "dataset_fingerprint": f"data-{dataset}", "dataset_path": str(stim_dir.parent / "eeg.pth"),
+                            "image_root": str(stim_dir), "weights": {backbone_fid: "ab" * 32},
+                            "packages": {"python": "3.11.0", "torch": "2.4.0"}, "git_commit": "0123456789abcdef",
+                            "device": "cpu:x86_64", "created": "2025-01-01T00:00:00+00:00"}
+                    write_text(cell / "cell.json", json.dumps(meta, indent=2))
+                    write_text(cell / "provenance.json", json.dumps(prov, indent=2))
+                    write_parquet(cell / "trials.parquet", trials)
+                    write_parquet(cell / "samples.parquet", samples)
+                    write_parquet(cell / "metrics.parquet", rows)
+                    write_text(cell / "DONE", "done\n")
+                    all_rows.append(rows)
+    table = pd.concat(all_rows, ignore_index=True)
+    write_csv(root / "results.csv", table)
+    write_parquet(root / "results.parquet", table)
+    return root

@@ -1,0 +1,32 @@
+"""A deliberately slow floor method, importable by a subprocess the resume test kills."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from eeg2img.methods import Method, register
+
+
+class SlowMeanImage(Method):
+    """Reconstructs the mean training image, after a pause long enough to be killed in."""
+
+    name = "test-slow-mean"
+
+    def __init__(self, delay: float = 0.0, seed: int = 0):
+        self.delay = delay
+        self.seed = seed
+
+    def fit(self, train, val=None):
+        self.mean_ = train.load_images().astype(np.float64).mean(axis=0)
+        return self
+
+    def reconstruct(self, test):
+        time.sleep(self.delay)
+        calls.append(len(test))
+        return np.repeat(np.round(self.mean_)[None].astype(np.uint8), len(test), axis=0)
+
+
+calls: list[int] = []
+register("test-slow-mean", SlowMeanImage)

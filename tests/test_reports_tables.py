@@ -1,0 +1,259 @@
+"""Leaderboard, per-subject table, significance and cross-subject gap against hand-computed pandas aggregates."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from eeg2img.errors import UserError
+from reports import tables
+from reports.fake_runs import write_fake_runs
+from reports.load import load_runs
+from reports.metric_info import column_label, is_substitute
+from reports.published import dataset_family, published_entries
+from reports.stats import paired_test
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = write_fake_runs(tmp_path_factory.mktemp("tables") / "runs", protocols=("per-subject", "loso", "pooled"),
+                           seeds=(0, 1))
+    return load_runs(root)
+
+
+@pytest.fixture(scope="module")
+def raw(runs):
+    # The hand-computed side reads the run store's own results table, not our loader.
+    return pd.read_csv(runs.root / "results.csv")
+
+
+def hand_means(raw):
+    unit = raw.groupby(["dataset", "protocol", "method", "metric", "backbone", "fold", "subject"])["value"].mean()
+    return unit.groupby(level=[0, 1, 2, 3, 4]).agg(["mean", "count"])
+
+
+def test_loader_reads_every_finished_cell_and_every_row(runs, raw):
+    assert len(runs.cells) == (3 + 3 + 1) * 4 * 2
+    assert len(runs.results) == len(raw)
+    assert set(runs.results["subject"]) == {"1", "2", "3"}
+    assert runs.kinds == {"neuroimagen": "method", "latent-ridge": "method", "floor-mean": "floor",
+                          "oracle-stimulus": "oracle"}
+
+
+def test_leaderboard_means_equal_hand_computed_aggregates_and_ci_brackets_them(runs, raw):
+    board = tables.leaderboard(runs, n_boot=500)
+    expected = hand_means(raw)
+    got = board.set_index(["dataset", "protocol", "method", "metric", "backbone"])
+    assert len(got) == len(expected)
+    np.testing.assert_allclose(got.loc[expected.index, "mean"], expected["mean"], rtol=1e-12)
+    assert (got.loc[expected.index, "n_units"].to_numpy() == expected["count"].to_numpy()).all()
+    assert (board["ci_low"] <= board["mean"] + 1e-12).all() and (board["mean"] <= board["ci_high"] + 1e-12).all()
+    assert (board["ci_high"] > board["ci_low"]).all()
+    assert set(board["ci_basis"]) == {tables.CI_UNITS}
+
+
+def test_trial_bootstrap_is_used_on_request_and_only_for_metrics_with_samples(runs):
+    board = tables.leaderboard(runs, ci="trials", n_boot=500)
+    per_sample = board[board["metric"].isin(["ssim", "pixcorr"])]
+    assert set(per_sample["ci_basis"]) == {tables.CI_TRIALS}
+    assert set(board.loc[board["metric"] == "fid", "ci_basis"]) == {tables.CI_UNITS}
+    assert (per_sample["ci_low"] <= per_sample["mean"]).all() and (per_sample["mean"] <= per_sample["ci_high"]).all()
+    with pytest.raises(ValueError):
+        tables.leaderboard(runs, ci="subjects")
+
+
+def test_significance_is_the_paired_test_against_the_best_real_method(runs, raw):
+    sig = tables.significance(runs)
+    unit = raw.groupby(["dataset", "protocol", "method", "metric", "backbone", "fold", "subject"])["value"].mean()
+    for (protocol, metric), g in sig.groupby(["protocol", "metric"]):
+        best = g["best"].iloc[0]
+        means = unit.xs((protocol, metric), level=["protocol", "metric"]).groupby(level="method").mean()
+        contenders = means[["neuroimagen", "latent-ridge"]]  # oracles and floors never count as "best"
+        assert best == (contenders.idxmin() if metric == "fid" else contenders.idxmax())
+        floor = unit.xs((protocol, metric, "floor-mean"), level=["protocol", "metric", "method"]).sort_index()
+        top = unit.xs((protocol, metric, best), level=["protocol", "metric", "method"]).sort_index()
+        p, _ = paired_test(floor.to_numpy(), top.to_numpy())
+        row = g[g["method"] == "floor-mean"].iloc[0]
+        assert row["p_value"] == pytest.approx(p) and row["n_pairs"] == 3
+    # Three subjects: the smallest possible two-sided sign-flip p-value is 2/8, never significant.
+    assert sig.loc[~sig["is_best"], "p_value"].min() == pytest.approx(0.25)
+    assert not sig["significant"].any()
+
+
+def test_dagger_marks_methods_that_differ_significantly_from_the_best(tmp_path):
+    subjects = tuple(range(1, 9))  # 8 subjects: consistent differences reach p = 2/256
+    runs = load_runs(write_fake_runs(tmp_path / "runs", subjects=subjects, protocols=("per-subject",),
+                                     trials_per_subject=2))
+    board = tables.leaderboard(runs, n_boot=200)
+    sig = tables.significance(runs)
+    columns = tables.columns_of(runs.results)
+    wide = tables.leaderboard_wide(board, sig, columns, pd.DataFrame())
+    ssim = column_label("ssim", "pixels", False)
+    marks = dict(zip(wide["method"], wide[f"{ssim} mark"]))
+    assert marks == {"neuroimagen": "best", "latent-ridge": "†", "floor-mean": "†", "oracle-stimulus": "†"}
+    row = wide[wide["method"] == "latent-ridge"].iloc[0]
+    assert row[f"{ssim} p_vs_best"] == pytest.approx(2 / 2**8)
+    assert tables.cell_text(row, tables.Column("ssim", "pixels", False)).endswith("†")
+
+
+def test_cross_subject_gap_pairs_fold_s_of_both_protocols(runs, raw):
+    gap = tables.cross_subject_gap(runs, n_boot=500)
+    unit = raw.groupby(["protocol", "method", "metric", "fold", "subject"])["value"].mean()
+    for r in gap.itertuples():
+        within = unit.xs(("per-subject", r.method, r.metric), level=[0, 1, 2]).sort_index()
+        across = unit.xs(("loso", r.method, r.metric), level=[0, 1, 2]).sort_index()
+        assert r.gap == pytest.approx((within - across).mean())
+        assert r.ci_low <= r.gap <= r.ci_high and r.n_pairs == 3
+    # The fixture penalises LOSO: per-subject SSIM is higher for every method.
+    assert (gap.loc[gap["metric"] == "ssim", "gap"] > 0).all()
+    assert set(gap["method"]) == {"neuroimagen", "latent-ridge", "floor-mean", "oracle-stimulus"}
+
+
+def test_per_subject_table_is_the_mean_over_folds_and_seeds(runs, raw):
+    columns = tables.columns_of(runs.results)
+    wide = tables.per_subject_wide(tables.per_subject(runs), columns, [("synth", "pooled")])
+    ssim = column_label("ssim", "pixels", False)
+    expected = raw[raw["metric"] == "ssim"].groupby(["protocol", "method", "subject"])["value"].mean()
+    got = wide.assign(subject=wide["subject"].astype(int)).set_index(["protocol", "method", "subject"])[ssim]
+    np.testing.assert_allclose(got.loc[expected.index], expected, rtol=1e-12)
+    assert list(wide.columns[:5]) == ["dataset", "protocol", "method", "kind", "subject"]
+
+
+def test_substitute_backbones_are_labelled_in_column_headers(runs):
+    labels = [c.label for c in tables.columns_of(runs.results)]
+    assert "FID ↓ [synth-cnn (substitute)]" in labels
+    assert "SSIM ↑ [pixels, mindeye-425px]" in labels
+    assert is_substitute("synth-cnn") and is_substitute("alexnet-proxy")
+    assert not is_substitute("inception-tf") and not is_substitute("pixels")
+    assert is_substitute("my-cnn", {"my-cnn"})  # declared in provenance
+
+
+def test_declared_substitutes_come_from_provenance(tmp_path):
+    root = write_fake_runs(tmp_path / "runs", protocols=("pooled",), backbone_fid="inception-tf")
+    assert not [c for c in tables.columns_of(load_runs(root).results) if c.substitute]
+    for prov in root.rglob("provenance.json"):
+        record = json.loads(prov.read_text())
+        prov.write_text(json.dumps({**record, "substitute_backbones": ["inception-tf"]}))
+    runs = load_runs(root)
+    labels = [c.label for c in tables.columns_of(runs.results, tables.declared_substitutes(runs))]
+    assert "FID ↓ [inception-tf (substitute)]" in labels
+
+
+def test_published_numbers_only_for_matching_dataset_and_protocol(tmp_path):
+    assert dataset_family("eeg_5_95_std") == "eeg-cvpr40"
+    assert dataset_family("eeg_synth") is None and dataset_family("synth") is None
+    assert published_entries("eeg_55_95_std", "loso").empty
+    assert published_entries("synth", "pooled").empty
+    pooled = published_entries("eeg_5_95_std", "pooled")
+    ni = pooled[(pooled["model"] == "NeuroImagen") & pooled["subject"].isna()]
+    assert dict(zip(ni["metric"], ni["value"])) == {"acc": 0.856, "is": 33.5, "ssim": 0.249}
+
+    root = write_fake_runs(tmp_path / "runs", dataset="eeg_5_95_std", protocols=("per-subject", "pooled"))
+    runs = load_runs(root)
+    board = tables.leaderboard(runs, n_boot=200)
+    columns = tables.columns_of(runs.results)
+    pub = tables.published_rows(board, columns, frozenset())
+    assert set(pub["protocol"]) == {"pooled"}
+    ni_ssim = pub[(pub["method"] == "NeuroImagen") & (pub["metric"] == "ssim")]
+    assert ni_ssim["mean"].tolist() == [0.249]
+    # Published FIDs (Inception) never land in a substitute-backbone FID column.
+    assert pub[pub["metric"] == "fid"].empty
+    assert set(pub["kind"]) == {"reported, not reproduced"}
+    wide = tables.per_subject_wide(tables.per_subject(runs), columns, [("eeg_5_95_std", "pooled")])
+    reported = wide[wide["kind"] == "reported, not reproduced"]
+    ssim = column_label("ssim", "pixels", False)
+    assert dict(zip(reported.loc[reported["method"] == "NeuroImagen", "subject"],
+                    reported.loc[reported["method"] == "NeuroImagen", ssim]))["1"] == 0.254
+    assert set(reported["protocol"]) == {"pooled"}
+
+
+def test_published_fid_goes_into_a_real_inception_column(tmp_path):
+    root = write_fake_runs(tmp_path / "runs", dataset="eeg_5_95_std", protocols=("pooled",),
+                           backbone_fid="inception-tf")
+    runs = load_runs(root)
+    pub = tables.published_rows(tables.leaderboard(runs, n_boot=200), tables.columns_of(runs.results), frozenset())
+    fid = pub[pub["metric"] == "fid"]
+    assert dict(zip(fid["method"], fid["mean"])) == {"EEGStyleGAN-ADA": 174.13, "GWIT": 78.11}
+
+
+def test_loader_keeps_the_newest_configuration_and_drops_nan_rows(tmp_path):
+    root = write_fake_runs(tmp_path / "runs", protocols=("pooled",))
+    cell = next(p.parent for p in root.rglob("cell.json") if "/neuroimagen/" in str(p))
+    newer = cell.parent / "ffffffffffff"
+    newer.mkdir()
+    for f in cell.iterdir():
+        if f.is_file():
+            (newer / f.name).write_bytes(f.read_bytes())
+    prov = json.loads((newer / "provenance.json").read_text())
+    (newer / "provenance.json").write_text(json.dumps({**prov, "created": "2030-01-01T00:00:00+00:00"}))
+    rows = pd.read_parquet(newer / "metrics.parquet")
+    rows["value"] = rows["value"] + 1.0
+    rows.loc[0, "value"] = np.nan
+    rows.to_parquet(newer / "metrics.parquet", index=False)
+    runs = load_runs(root)
+    got = runs.results[runs.results["method"] == "neuroimagen"]
+    assert len(got) == len(rows) - 1
+    np.testing.assert_allclose(np.sort(got["value"]), np.sort(rows["value"].dropna()))
+    assert any("newest of 2" in n for n in runs.notes) and any("NaN" in n for n in runs.notes)
+
+
+def test_loader_bad_inputs_raise_one_line_user_errors(tmp_path):
+    with pytest.raises(UserError, match="no such runs directory"):
+        load_runs(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no finished cells"):
+        load_runs(tmp_path / "empty")
+    root = write_fake_runs(tmp_path / "runs", protocols=("pooled",), methods={"floor-mean": (0.0, False)})
+    cell = next(root.rglob("DONE")).parent
+    (cell / "metrics.parquet").write_bytes(b"PAR1 not really parquet")
+    with pytest.raises(UserError, match="metrics.parquet: unreadable") as err:
+        load_runs(root)
+    assert "\n" not in str(err.value)
+    (cell / "cell.json").write_text("{broken")
+    with pytest.raises(UserError, match="cell.json: unreadable"):
+        load_runs(root)
+    (cell / "DONE").unlink()
+    with pytest.raises(UserError, match=r"no finished cells \(1 unfinished\)"):
+        load_runs(root)
+
+
+def test_reads_cells_written_by_the_run_store(tmp_path):
+    runstore = pytest.importorskip("eeg2img.runstore")
+    store = runstore.RunStore(tmp_path / "runs")
+    rng = np.random.default_rng(0)
+    for method, is_oracle in (("floor-mean", False), ("oracle-stimulus", True)):
+        for s in (1, 2):
+            key = runstore.CellKey("synth", "per-subject", f"sub-{s:02d}", method, 0, f"{method}-{s}".ljust(64, "0"))
+            store.start(key, {"seed": 0}, is_oracle, {"config_hash": key.config_hash, "image_root": None})
+            trials = pd.DataFrame({"trial_id": [f"s{s}-t{i}" for i in range(3)], "subject": s,
+                                   "image_id": [f"img{i}" for i in range(3)], "label": [0, 1, 0]})
+            for t in trials["trial_id"]:
+                store.save_reconstruction(key, t, rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+            samples = pd.DataFrame({"trial_id": trials["trial_id"], "subject": s, "metric": "ssim",
+                                    "backbone": "pixels", "value": rng.random(3)})
+            rows = samples.groupby(["subject", "metric", "backbone"], as_index=False)["value"].mean().assign(
+                dataset="synth", protocol="per-subject", fold=key.fold, method=method, seed=0)
+            store.finish(key, trials, samples, rows, {"config_hash": key.config_hash, "git_commit": "abc"})
+    store.write_results()
+    runs = load_runs(store.root)
+    expected = store.results()
+    assert len(runs.cells) == 4 and runs.kinds["oracle-stimulus"] == "oracle"
+    got = runs.results.sort_values(["method", "fold"])["value"].to_numpy()
+    np.testing.assert_allclose(got, expected.sort_values(["method", "fold"])["value"].to_numpy())
+    assert len(runs.samples()) == 12
+
+
+def test_whole_test_set_rows_count_only_where_no_per_subject_rows_exist(tmp_path):
+    root = write_fake_runs(tmp_path / "runs", protocols=("pooled",), methods={"neuroimagen": (0.3, False)})
+    path = next(root.rglob("metrics.parquet"))
+    rows = pd.read_parquet(path)
+    whole = pd.DataFrame([{**rows.iloc[0].to_dict(), "subject": None, "metric": m, "backbone": "inception-tf",
+                           "value": v} for m, v in (("ssim", 99.0), ("is", 30.0))])
+    whole.loc[0, "backbone"] = "pixels"  # same metric and backbone as the per-subject SSIM rows
+    pd.concat([rows, whole], ignore_index=True).to_parquet(path, index=False)
+    runs = load_runs(root)
+    board = tables.leaderboard(runs, n_boot=200).set_index("metric")
+    assert board.loc["ssim", "mean"] == pytest.approx(rows.loc[rows["metric"] == "ssim", "value"].mean())
+    assert board.loc["is", "mean"] == 30.0 and board.loc["is", "n_units"] == 1
+    assert any("whole-test-set" in n for n in runs.notes)
