@@ -1,7 +1,8 @@
 """The EEG feature extractor shared by the ridge, VAE and GAN baselines.
 
 Time-binned means per channel (a low-pass + downsample that keeps the evoked response's time course),
-z-scored per feature with the training trials' statistics, optionally reduced by PCA. Deliberately
+z-scored per feature with the training trials' statistics, optionally projected on the leading principal
+components (one common rescaling, no whitening). Deliberately
 simple and fast: the baselines measure how far a plain linear read-out of the EEG gets.
 """
 
@@ -49,8 +50,9 @@ class EEGFeatures:
             _, s, vt = np.linalg.svd(z, full_matrices=False)
             signs = np.sign(vt[:k, np.argmax(np.abs(vt[:k]), axis=1)].diagonal())
             self.components_ = vt[:k] * signs[:, None]
-            self.whiten_ = s[:k] / np.sqrt(max(len(z) - 1, 1))
-            self.whiten_ = np.maximum(self.whiten_, 1e-8 * max(float(self.whiten_.max()), 1e-12))
+            # One common scale (not whitening): whitening would blow the many noise components up to the
+            # size of the few that carry the evoked response.
+            self.whiten_ = float(np.sqrt(np.mean(s[:k] ** 2) / max(len(z) - 1, 1))) or 1.0
         self.shape_ = eeg.shape[1:]
         return self
 

@@ -99,3 +99,21 @@ def class_mean_accuracy(recons: np.ndarray, labels: np.ndarray, reference: np.nd
     flat = recons.reshape(len(recons), -1).astype(np.float64)
     d = ((flat[:, None, :] - means[None]) ** 2).sum(-1)
     return float(np.mean(classes[np.argmin(d, axis=1)] == np.asarray(labels)))
+
+
+def stimulus_classifier_accuracy(recons: np.ndarray, labels: np.ndarray, reference: np.ndarray,
+                                 reference_labels: np.ndarray, size: int = 16) -> float:
+    """Accuracy of a ridge classifier trained on the reference (training) stimuli, applied to reconstructions.
+
+    A pixel classifier learns which pixels carry the class (hue, shape) and which do not (background),
+    unlike a nearest-class-mean rule, which the background brightness dominates.
+    """
+    from sklearn.linear_model import RidgeClassifierCV
+
+    from baselines._common import resize_images
+
+    def feats(x: np.ndarray) -> np.ndarray:
+        return resize_images(x, size).reshape(len(x), -1).astype(np.float64) / 255.0
+
+    clf = RidgeClassifierCV(alphas=np.logspace(-2, 3, 11)).fit(feats(reference), reference_labels)
+    return float(np.mean(clf.predict(feats(recons)) == np.asarray(labels)))

@@ -29,6 +29,11 @@ from eeg2img.runstore import RESULT_COLUMNS, CellKey, RunStore
 from eeg2img.splits import Fold, make_folds
 
 
+# Backbones trained or drawn by the project rather than the field's official weights: every number
+# they produce is labelled as computed with a substitute.
+SUBSTITUTE_BACKBONES = ("synth-cnn", "synth-clip", "proxy")
+
+
 @dataclass(frozen=True)
 class MethodSpec:
     name: str
@@ -109,6 +114,7 @@ def run_cell(store: RunStore, key: CellKey, dataset: EEGDataset, fold: Fold, spe
         dataset_path=str(dataset.source) if dataset.source else None,
         image_root=str(dataset.image_root) if dataset.image_root else None,
         weights={},
+        substitute_backbones=[job.backbone] if job.backbone in SUBSTITUTE_BACKBONES and _uses_backbone(job.metrics) else [],
     )
     store.start(key, method.get_params(), method.is_oracle, record)
     train = dataset.subset(fold.train)
@@ -143,6 +149,10 @@ def run_cell(store: RunStore, key: CellKey, dataset: EEGDataset, fold: Fold, spe
         }
     )
     store.finish(key, trials, samples, rows, record)
+
+
+def _uses_backbone(metrics) -> bool:
+    return any(m not in ("ssim", "pixcorr") for m in metrics)
 
 
 def _check_images(images: np.ndarray, n: int, name: str) -> None:

@@ -73,7 +73,7 @@ N_BACKGROUND = 24
 BACKGROUND_VARIANCE = 0.6
 SENSOR_VARIANCE = 0.1
 N_DRIFT = 4
-DRIFT_CHANNEL_SD = 0.5
+DRIFT_CHANNEL_SD = 0.2
 
 # Seed-sequence keys, one per purpose, so that adding a purpose never shifts another's numbers.
 KEY_SEMANTICS, KEY_LAYOUT, KEY_SHARED, KEY_SPLITS, KEY_SUBJECT, KEY_TRIALS, KEY_NOISE, KEY_ORDER, KEY_SNR = range(1, 10)

@@ -33,11 +33,11 @@ from metrics.backbones.base import Backbone, check_images
 @dataclass(frozen=True)
 class SynthCNNConfig:
     input_size: int = 32
-    widths: tuple[int, ...] = (32, 64, 128)
+    widths: tuple[int, ...] = (16, 32, 64)
     feature_dim: int = 128
-    epochs: int = 40
+    epochs: int = 15
     batch_size: int = 64
-    lr: float = 3e-3
+    lr: float = 1e-2
     weight_decay: float = 5e-4
     max_shift: int = 2  # random translation (px at input_size) as augmentation
     noise_std: float = 0.03  # additive pixel noise as augmentation, so blurry reconstructions still classify
@@ -51,14 +51,17 @@ class SynthCNNConfig:
 
 
 class SmallCNN(nn.Module):
-    """conv-norm-relu-pool blocks, global average pool, a feature layer and a linear classifier."""
+    """conv-BN-relu-pool blocks, global average pool, a feature layer and a linear classifier.
 
-    def __init__(self, n_classes: int, widths: Sequence[int] = (32, 64, 128), feature_dim: int = 128):
+    Sized for a CPU: about 3 M multiply-adds per 32 px image, so the default set (2,000 stimuli,
+    15 epochs) trains in well under a minute on two cores.
+    """
+
+    def __init__(self, n_classes: int, widths: Sequence[int] = (16, 32, 64), feature_dim: int = 128):
         super().__init__()
         layers, c_in = [], 3
         for w in widths:
-            layers += [nn.Conv2d(c_in, w, 3, padding=1), nn.GroupNorm(min(8, w), w), nn.ReLU(),
-                       nn.Conv2d(w, w, 3, padding=1), nn.GroupNorm(min(8, w), w), nn.ReLU(), nn.MaxPool2d(2)]
+            layers += [nn.Conv2d(c_in, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(), nn.MaxPool2d(2)]
             c_in = w
         self.body = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.embed = nn.Sequential(nn.Linear(c_in, feature_dim), nn.ReLU())
@@ -206,7 +209,7 @@ class InDomainCNN(Backbone):
         if labels.size and (labels.min() < 0 or labels.max() >= len(class_names)):
             raise UserError(f"stimulus labels: values must index {len(class_names)} class names; check the dataset")
         key = hashlib.sha256(json.dumps({"images": image_set_hash(images, labels, class_names),
-                                         "config": config.key(), "arch": "SmallCNN-v1"}).encode()).hexdigest()
+                                         "config": config.key(), "arch": "SmallCNN-v2"}).encode()).hexdigest()
         path = cache_root(cache_dir) / "backbones" / f"synth-cnn-{key[:20]}.pt"
         if path.is_file():
             try:
