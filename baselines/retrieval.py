@@ -28,6 +28,7 @@ from baselines._common import (
 )
 from baselines.features import EEGFeatures
 from baselines.ridge import RidgeMap, check_alpha
+from baselines.shared_stages import ENCODER_DEFAULTS, check_encoder_params, neuroimagen_quick, shared_encoder
 from eeg2img.datasets.base import EEGDataset
 from eeg2img.methods import Method, register
 
@@ -91,3 +92,36 @@ class RidgeRetrieval(_Retrieval):
         pred = self.ridge_.predict(self.features_.transform(eeg)).astype(np.float64)
         pred = _unit_rows(pred - pred.mean(axis=1, keepdims=True))  # Pearson r = cosine of centred rows
         return self._answer(pred @ self.gallery_unit_.T)
+
+
+@register("retrieval-triplet", quick=neuroimagen_quick(ENCODER_DEFAULTS))
+class TripletRetrieval(_Retrieval):
+    """Nearest training stimulus in NeuroImagen's triplet-encoder embedding (the encoder is shared and cached)."""
+
+    name = "retrieval-triplet"
+
+    def __init__(self, seed: int = 0, image_size: int | None = None, encoder: str = "lstm", embed_dim: int = 64,
+                 margin: float = 0.2, mining: str = "semihard", encoder_epochs: int = 40, device: str = "auto"):
+        self.seed = check_seed(self.name, seed)
+        self.image_size = check_optional_size(self.name, "image_size", image_size, minimum=1)
+        check_encoder_params(self.name, {"encoder": encoder, "embed_dim": embed_dim, "margin": margin,
+                                         "mining": mining, "encoder_epochs": encoder_epochs, "device": device})
+        self.encoder, self.embed_dim, self.margin = encoder, embed_dim, margin
+        self.mining, self.encoder_epochs, self.device = mining, encoder_epochs, device
+
+    def fit(self, train: EEGDataset, val: EEGDataset | None = None) -> TripletRetrieval:
+        check_trainable(self.name, train, need_classes=2)
+        rows = self._set_gallery(train)
+        self.encoder_ = shared_encoder(self, train)
+        emb = self.encoder_.encode(train.eeg).astype(np.float64)
+        # A stimulus shown several times (subjects, repetitions) is represented by its trials' mean embedding.
+        sums = np.zeros((len(self.gallery_ids_), emb.shape[1]))
+        np.add.at(sums, rows, emb)
+        self.gallery_unit_ = _unit_rows(sums / np.bincount(rows, minlength=len(sums))[:, None])
+        self.eeg_shape_ = train.eeg.shape[1:]
+        return self
+
+    def reconstruct(self, test: EEGDataset) -> np.ndarray:
+        check_fitted(self.name, hasattr(self, "encoder_"))
+        eeg = check_test_eeg(self.name, test, *self.eeg_shape_)
+        return self._answer(_unit_rows(self.encoder_.encode(eeg)) @ self.gallery_unit_.T)

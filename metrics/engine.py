@@ -431,12 +431,13 @@ class _Collector:
 # ------------------------------------------------------------------------------------------- runner hook
 def evaluate_for_runner(pred: np.ndarray, ref: np.ndarray, metrics: Sequence[str], trial_ids: Sequence[str],
                         subjects: Sequence[int], captions: Sequence[str] | None, dataset, backbone: str = "synth-cnn",
-                        cache_dir: str | Path | None = None, seed: int = 0,
+                        cache_dir: str | Path | None = None, seed: int = 0, backbone_options: dict | None = None,
                         **engine_kwargs) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str | None]]:
     """What the grid runner needs per cell: (per-sample rows, set-level rows, {backbone: weights sha256}).
 
     ``backbone`` names the backbone of the model-based metrics (``synth-cnn`` trains on ``dataset``'s
-    stimuli, cached under ``cache_dir``; ``inception-tf`` and friends resolve official weights).
+    stimuli, cached under ``cache_dir``; ``inception-tf`` and friends resolve official weights);
+    ``backbone_options`` go to the backbone's constructor (e.g. ``{"config": SynthCNNConfig(...)}``).
     """
     from metrics.backbones.registry import build_backbone
 
@@ -446,9 +447,9 @@ def evaluate_for_runner(pred: np.ndarray, ref: np.ndarray, metrics: Sequence[str
         if backbone == "synth-cnn":
             from metrics.backbones.indomain import InDomainCNN
 
-            backbones = [InDomainCNN.for_dataset(dataset, cache_dir=cache_dir)]
+            backbones = [InDomainCNN.for_dataset(dataset, cache_dir=cache_dir, **(backbone_options or {}))]
         else:
-            backbones = [build_backbone(backbone)]
+            backbones = [build_backbone(backbone, **(backbone_options or {}))]
     engine = MetricsEngine(metrics, backbones=backbones, cache_dir=cache_dir, seed=seed, **engine_kwargs)
     report = engine.evaluate(pred, ref, captions=captions, subjects=subjects, trial_ids=trial_ids)
     return report.per_sample, report.set_level, dict(report.provenance["weights_sha256"])

@@ -37,10 +37,10 @@ class EncoderConfig:
     embed_dim: int = 64
     hidden_size: int = 128
     num_layers: int = 1
-    downsample: int = 4  # temporal average pooling before the backbone (1 kHz EEG is oversampled)
+    downsample: int = 20  # temporal average pooling before the backbone (1 kHz EEG is oversampled)
     margin: float = 0.2
     mining: str = "semihard"  # "semihard" | "batch-all"
-    epochs: int = 60
+    epochs: int = 80
     batch_size: int = 64
     samples_per_class: int = 4  # K in the P×K batch
     lr: float = 1e-3

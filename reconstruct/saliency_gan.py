@@ -46,12 +46,14 @@ class SaliencyGANConfig:
     z_dim: int = 32
     cond_dim: int = 64  # width of the projected EEG embedding fed to G
     base_channels: int = 16
-    epochs: int = 60
-    batch_size: int = 32
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    alpha_adv: float = 1.0  # α1
-    alpha_ms: float = 1.0  # α2 (EEG2Image's mode-seeking weight)
+    epochs: int = 80
+    batch_size: int = 16
+    lr_g: float = 2e-3
+    lr_d: float = 2e-3
+    # α are not reported by the paper; with tens of training images the SSIM term must lead or the
+    # adversarial and mode-seeking terms (EEG2Image: weight 1.0) keep the maps noisy.
+    alpha_adv: float = 0.1  # α1
+    alpha_ms: float = 0.1  # α2
     alpha_ssim: float = 1.0  # α3
     diffaugment: str = "color,translation,cutout"
     seed: int = 0

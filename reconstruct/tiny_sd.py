@@ -16,6 +16,7 @@ set to 1/std of the training latents, as SD does.
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -37,6 +38,7 @@ from reconstruct._common import (
 )
 
 FORMAT_VERSION = 1  # bump when training changes, so cached models are retrained
+INFO_FILE = "eeg2img_tiny_sd.json"
 
 
 @dataclass
@@ -49,12 +51,13 @@ class TinySDConfig:
     text_dim: int = 32  # = cross_attention_dim
     text_layers: int = 1
     max_length: int = 16  # caption tokens incl. start/end (SD 1.x uses 77)
-    vae_steps: int = 300
-    vae_lr: float = 2e-3
+    vae_steps: int = 200
+    vae_batch_size: int = 16
+    vae_lr: float = 1e-2  # peak of a one-cycle schedule
     kl_weight: float = 1e-6
-    unet_steps: int = 800
+    unet_steps: int = 400
     unet_lr: float = 2e-3
-    batch_size: int = 32
+    batch_size: int = 16
     uncond_prob: float = 0.15
     seed: int = 0
     device: str = "cpu"
@@ -121,9 +124,9 @@ def train_tiny_sd(images: np.ndarray, captions: Sequence[Sequence[str]], out_dir
     """Train the tiny model on ``images`` (uint8, one per stimulus) and their captions; write ``out_dir``.
 
     ``captions[i]`` lists the captions of image ``i`` (e.g. its label and descriptive captions).
-    Deterministic on CPU for a given seed.
+    Deterministic on CPU for a given seed. The loss curves are kept in ``eeg2img_tiny_sd.json``.
     """
-    from diffusers import DDPMScheduler, StableDiffusionPipeline
+    from diffusers import StableDiffusionPipeline
 
     cfg = make_config(TinySDConfig, config, overrides)
     caps = _check_inputs(images, captions)
@@ -132,32 +135,62 @@ def train_tiny_sd(images: np.ndarray, captions: Sequence[Sequence[str]], out_dir
     vae, unet, text_encoder, tokenizer, scheduler = build_components(cfg, all_caps)
     x = images_to_tensor(images, cfg.image_size)
     rng = torch.Generator().manual_seed(cfg.seed)
-    bs = min(cfg.batch_size, len(x))
+    vae_losses = train_vae(vae, x, cfg, rng)
+    with torch.no_grad():
+        post = vae.encode(x.to(device)).latent_dist
+        lat_mean, lat_std = post.mean.cpu(), post.std.cpu()
+    # SD's convention: latents are scaled to unit variance before diffusion
+    vae.register_to_config(scaling_factor=float(1.0 / lat_mean.std().clamp_min(1e-6)))
+    unet_losses = train_denoiser(unet, text_encoder, tokenizer, scheduler, lat_mean, lat_std,
+                                 vae.config.scaling_factor, caps, cfg, rng)
 
-    # --- VAE ---
+    pipe = StableDiffusionPipeline(vae=vae.cpu(), text_encoder=text_encoder.cpu(), tokenizer=tokenizer, unet=unet.cpu(),
+                                   scheduler=scheduler, safety_checker=None, feature_extractor=None,
+                                   requires_safety_checker=False)
+    target = Path(out_dir)
+    tmp = staging_directory(target)
+    try:
+        pipe.save_pretrained(tmp)
+        info = {"config": asdict(cfg), "format_version": FORMAT_VERSION, "vae_losses": vae_losses,
+                "unet_losses": unet_losses, "n_images": len(x), "n_captions": len(all_caps)}
+        (tmp / INFO_FILE).write_text(json.dumps(info, indent=2, sort_keys=True))
+        return replace_directory(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def train_vae(vae, x: torch.Tensor, cfg: TinySDConfig, rng: torch.Generator) -> list[float]:
+    """L2 reconstruction + ``kl_weight``·KL, one-cycle schedule; returns the loss per step."""
+    device = resolve_device(cfg.device)
     vae.to(device).train()
     opt = torch.optim.Adam(vae.parameters(), lr=cfg.vae_lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, cfg.vae_steps))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.vae_lr, total_steps=max(2, cfg.vae_steps), pct_start=0.15)
+    losses = []
     for _ in tqdm(range(cfg.vae_steps), desc="tiny SD: VAE", disable=None, leave=False):
-        idx = torch.randint(0, len(x), (bs,), generator=rng)
+        idx = torch.randint(0, len(x), (min(cfg.vae_batch_size, len(x)),), generator=rng)
         batch = _flip(x[idx], rng).to(device)
         post = vae.encode(batch).latent_dist
-        recon = vae.decode(post.sample(generator=None if device.type != "cpu" else rng)).sample
+        eps = torch.randn(post.mean.shape, generator=rng).to(device)
+        recon = vae.decode(post.mean + post.std * eps).sample
         loss = F.mse_loss(recon, batch) + cfg.kl_weight * post.kl().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
+        losses.append(float(loss.detach()))
     vae.eval().requires_grad_(False)
-    with torch.no_grad():
-        post = vae.encode(x.to(device)).latent_dist
-        lat_mean, lat_std = post.mean.cpu(), post.std.cpu()
-    scaling = float(1.0 / lat_mean.std().clamp_min(1e-6))
-    vae.register_to_config(scaling_factor=scaling)
+    return losses
 
-    # --- U-Net + text encoder ---
+
+def train_denoiser(unet, text_encoder, tokenizer, scheduler, lat_mean: torch.Tensor, lat_std: torch.Tensor,
+                   scaling: float, captions: list[list[str]], cfg: TinySDConfig, rng: torch.Generator) -> list[float]:
+    """Joint U-Net + text-encoder training on ε-prediction (SD 1.x objective); returns the loss per step."""
+    from diffusers import DDPMScheduler
+
+    device = resolve_device(cfg.device)
     noise_sched = DDPMScheduler.from_config(scheduler.config)
-    pairs = [(i, c) for i, cs in enumerate(caps) for c in cs]
+    pairs = [(i, c) for i, cs in enumerate(captions) for c in cs]
     token_ids = tokenizer([c for _, c in pairs] + [""], padding="max_length", max_length=cfg.max_length,
                           truncation=True, return_tensors="pt").input_ids
     pair_image = torch.tensor([i for i, _ in pairs])
@@ -168,6 +201,8 @@ def train_tiny_sd(images: np.ndarray, captions: Sequence[Sequence[str]], out_dir
     opt = torch.optim.AdamW(params, lr=cfg.unet_lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.unet_lr, total_steps=max(2, cfg.unet_steps), pct_start=0.1)
     t_max = noise_sched.config.num_train_timesteps
+    bs = min(cfg.batch_size, len(pairs))
+    losses = []
     for _ in tqdm(range(cfg.unet_steps), desc="tiny SD: U-Net", disable=None, leave=False):
         pick = torch.randint(0, len(pairs), (bs,), generator=rng)
         img = pair_image[pick]
@@ -186,33 +221,16 @@ def train_tiny_sd(images: np.ndarray, captions: Sequence[Sequence[str]], out_dir
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
-    unet.eval()
-    text_encoder.eval()
-
-    pipe = StableDiffusionPipeline(vae=vae.cpu(), text_encoder=text_encoder.cpu(), tokenizer=tokenizer, unet=unet.cpu(),
-                                   scheduler=scheduler, safety_checker=None, feature_extractor=None,
-                                   requires_safety_checker=False)
-    target = Path(out_dir)
-    tmp = staging_directory(target)
-    try:
-        pipe.save_pretrained(tmp)
-        (tmp / "eeg2img_tiny_sd.json").write_text(_json({"config": asdict(cfg), "format_version": FORMAT_VERSION}))
-        return replace_directory(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        losses.append(float(loss.detach()))
+    unet.eval().requires_grad_(False)
+    text_encoder.eval().requires_grad_(False)
+    return losses
 
 
 def _flip(x: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
     """Random horizontal flips: more VAE training views from few stimuli."""
     flip = torch.rand(len(x), generator=rng) < 0.5
     return torch.where(flip[:, None, None, None], x.flip(-1), x)
-
-
-def _json(obj) -> str:
-    import json
-
-    return json.dumps(obj, indent=2, sort_keys=True)
 
 
 def tiny_sd_key(images: np.ndarray, captions: Sequence[Sequence[str]], config: TinySDConfig) -> str:

@@ -86,6 +86,7 @@ def generate_synthetic(
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
     try:
+        os.chmod(staging, 0o777 & ~_current_umask())  # mkdtemp's 0700 would become the set's own mode
         _write_set(staging, params, progress)
         _move_into_place(staging, out_dir)
     finally:
@@ -106,6 +107,12 @@ def ensure_synthetic(out_dir: str | os.PathLike, progress: bool = True, **params
         if meta.get("synthetic_version") == SYNTHETIC_VERSION and meta.get("params") == wanted:
             return out_dir / EEG_FILE
     return generate_synthetic(out_dir, progress=progress, **wanted)
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 _DEFAULTS = dict(subjects=6, classes=40, images_per_class=50, seed=0, image_size=64, block_drift=0.0, n_samples=500,
@@ -234,7 +241,6 @@ def _write_eeg(root: Path, p: dict, trials, latents, image_class, class_names, s
             fwd.simulate_subject(model, shared, recording, p["seed"], n_t, p["block_drift"],
                                  buffer[rows[0]:rows[-1] + 1], bar)
             info[str(s)] = model.describe()
-    buffer.flush()
     eeg = torch.from_numpy(buffer)
     dataset = [
         {"eeg": eeg[i], "label": int(image_class[img]), "image": int(img), "subject": int(subj), "block": int(blk)}

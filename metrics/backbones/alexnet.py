@@ -51,7 +51,7 @@ class AlexNetFeatures(Backbone):
             self.preprocessing = self.preprocessing.replace("256", str(self.size))
 
     def forward_batch(self, images: np.ndarray) -> dict[str, torch.Tensor]:
-        x = torch.from_numpy(images).to(self.device).permute(0, 3, 1, 2).float() / 255
+        x = torch.from_numpy(images).to(self.device).permute(0, 3, 1, 2).contiguous().float() / 255
         x = torch.nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False,
                                             antialias=True)
         x = (x - self.mean) / self.std

@@ -80,5 +80,5 @@ class ImageNetClassifier(Backbone):
         self.preprocessing = " ".join(repr(self.transform).split())
 
     def forward_batch(self, images: np.ndarray) -> dict[str, torch.Tensor]:
-        x = torch.from_numpy(images).to(self.device).permute(0, 3, 1, 2)
+        x = torch.from_numpy(images).to(self.device).permute(0, 3, 1, 2).contiguous()
         return {"logits": self.net(self.transform(x)).float()}

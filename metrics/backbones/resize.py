@@ -49,7 +49,9 @@ def resize_batch(images: np.ndarray, policy: str, size: int = 299, device: torch
     check_policy(policy)
     if policy == "clean":
         return torch.from_numpy(_pil_bicubic_float(images, size)).to(device)
-    x = torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2).to(torch.float32)
+    # Contiguous NCHW, as the libraries build it: a channels-last view would take other kernels
+    # (different summation order) in the resize and in every convolution after it.
+    x = torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2).contiguous().to(torch.float32)
     if policy == "torch-fidelity":
         from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
 

@@ -1,0 +1,155 @@
+"""``dreamdiffusion``: EEG tokens in the U-Net's cross-attention, tuned with the diffusion loss
+(after DreamDiffusion, Bai et al. 2023; kept tiny for the demo scale).
+
+The shared EEG features (:mod:`baselines.features`) go through an MLP that emits a ``(L, D)`` token
+sequence — the shape of a caption's prompt embeddings, so the sequence replaces the caption in the
+U-Net's cross-attention. The MLP (and, by default, the U-Net's cross-attention projections) is trained
+on the training stimuli with Stable Diffusion's noise-prediction loss, starting from a copy of the shared
+diffusion model. DreamDiffusion aligns its EEG embedding with CLIP *image* embeddings; the analogue here
+is an L2 pull of the tokens towards the stimulus caption's embedding (``align_weight``; 0 disables it).
+With probability ``uncond_prob`` a trial is trained with the empty-caption embedding, so the tuned U-Net
+keeps the unconditional prediction that classifier-free guidance needs. Reconstruction is text-to-image
+from noise with the tuned copy; the shared model is not modified.
+
+Not reproduced: DreamDiffusion's masked-signal-modelling pre-training of the EEG encoder on large
+unlabelled EEG corpora (there is none at demo scale; the MLP on binned features stands in for it).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from baselines._common import check_choice, check_float, check_int, check_test_eeg, torch_seeded
+from baselines.features import EEGFeatures
+from baselines.shared_stages import DIFFUSION_DEFAULTS, DiffusionBaseline, neuroimagen_quick
+from eeg2img.datasets.base import EEGDataset
+from eeg2img.methods import register
+
+TUNE_CHOICES = ("cross-attention", "none", "all")
+
+
+class EEGTokenizer(nn.Module):
+    """EEG features ``(B, F)`` → cross-attention tokens ``(B, L, D)``."""
+
+    def __init__(self, n_features: int, seq_len: int, dim: int, hidden: int, dropout: float = 0.1):
+        super().__init__()
+        self.seq_len, self.dim = seq_len, dim
+        self.net = nn.Sequential(nn.Linear(n_features, hidden), nn.GELU(), nn.Dropout(dropout),
+                                 nn.Linear(hidden, seq_len * dim))
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        return self.net(f).view(len(f), self.seq_len, self.dim)
+
+
+@register("dreamdiffusion", quick=neuroimagen_quick(DIFFUSION_DEFAULTS, tune_steps=60))
+class DreamDiffusion(DiffusionBaseline):
+    """EEG → projected cross-attention tokens, tuned with the diffusion loss through the shared U-Net."""
+
+    name = "dreamdiffusion"
+
+    def __init__(self, seed: int = 0, image_size: int | None = None, n_bins: int = 10, n_components: int | None = 64,
+                 hidden: int = 256, tune: str = "cross-attention", align_weight: float = 1.0,
+                 uncond_prob: float = 0.1, tune_steps: int = 200, tune_batch_size: int = 16, lr: float = 1e-3,
+                 unet_lr: float = 1e-4, sd_path: str | Path | None = None, steps: int = 20,
+                 guidance_scale: float = 3.0, demo_vae_steps: int = 300, demo_unet_steps: int = 800,
+                 batch_size: int = 16, device: str = "auto"):
+        self._set_diffusion_params(seed, image_size, sd_path=sd_path, steps=steps, guidance_scale=guidance_scale,
+                                   demo_vae_steps=demo_vae_steps, demo_unet_steps=demo_unet_steps,
+                                   batch_size=batch_size, device=device)
+        name = self.name
+        self.n_bins = check_int(name, "n_bins", n_bins)
+        self.n_components = None if n_components is None else check_int(name, "n_components", n_components)
+        self.hidden = check_int(name, "hidden", hidden)
+        self.tune = check_choice(name, "tune", tune, TUNE_CHOICES)
+        self.align_weight = check_float(name, "align_weight", align_weight, low=0.0, low_open=False)
+        self.uncond_prob = check_float(name, "uncond_prob", uncond_prob, low=0.0, high=1.0, low_open=False)
+        self.tune_steps = check_int(name, "tune_steps", tune_steps, minimum=0)
+        self.tune_batch_size = check_int(name, "tune_batch_size", tune_batch_size)
+        self.lr = check_float(name, "lr", lr)
+        self.unet_lr = check_float(name, "unet_lr", unet_lr)
+
+    def _trainable_unet_params(self, unet: nn.Module) -> list[nn.Parameter]:
+        unet.requires_grad_(False)
+        if self.tune == "none":
+            return []
+        # "attn2" is diffusers' name for the cross-attention of every transformer block.
+        params = [p for n, p in unet.named_parameters() if self.tune == "all" or ".attn2." in n]
+        for p in params:
+            p.requires_grad_(True)
+        return params
+
+    def fit(self, train: EEGDataset, val: EEGDataset | None = None) -> DreamDiffusion:
+        from diffusers import DDPMScheduler
+
+        stage = self._fit_stage(train)
+        device = stage.device
+        ids = train.unique_image_ids()
+        latents = torch.from_numpy(stage.encode_latents(train.load_images(ids, size=self.image_size)))
+        row = {k: n for n, k in enumerate(ids)}
+        trial_rows = torch.tensor([row[str(i)] for i in train.image_ids])
+        captions = stage.embed(train.label_captions())
+        uncond = torch.from_numpy(stage.unconditional())
+        self.features_ = EEGFeatures(self.n_bins, self.n_components)
+        feats = torch.from_numpy(self.features_.fit_transform(train.eeg))
+        seq_len, dim = captions.shape[1:]
+        noise_sched = DDPMScheduler.from_config(stage.scheduler_config)
+        t_max = int(noise_sched.config.num_train_timesteps)
+        with torch_seeded(self.seed):
+            tokenizer = EEGTokenizer(feats.shape[1], seq_len, dim, self.hidden)
+            with torch.no_grad():
+                # Start at the mean caption embedding: the U-Net sees a familiar condition from step one.
+                tokenizer.net[-1].bias.copy_(torch.from_numpy(captions.mean(0)).flatten())
+            unet = copy.deepcopy(stage.unet).to(device)
+            shared_dtype = unet.dtype
+            if shared_dtype != torch.float32:  # fp16 inference weights are tuned in fp32
+                unet = unet.float()
+            tokenizer.to(device).train()
+            unet.train()
+            groups = [{"params": tokenizer.parameters(), "lr": self.lr}]
+            unet_params = self._trainable_unet_params(unet)
+            if unet_params:
+                groups.append({"params": unet_params, "lr": self.unet_lr})
+            opt = torch.optim.AdamW(groups, weight_decay=1e-4)
+            gen = torch.Generator().manual_seed(self.seed)
+            captions_t = torch.from_numpy(captions)
+            bs = min(self.tune_batch_size, len(feats))
+            self.history_: list[float] = []
+            for _ in tqdm(range(self.tune_steps), desc=self.name, disable=None, leave=False):
+                idx = torch.randint(0, len(feats), (bs,), generator=gen)
+                z = latents[trial_rows[idx]]
+                noise = torch.randn(z.shape, generator=gen)
+                t = torch.randint(0, t_max, (bs,), generator=gen)
+                noisy = noise_sched.add_noise(z, noise, t)
+                tokens = tokenizer(feats[idx].to(device))
+                drop = (torch.rand(bs, generator=gen) < self.uncond_prob).to(device)
+                cond = torch.where(drop[:, None, None], uncond.to(device).expand_as(tokens), tokens)
+                pred = unet(noisy.to(device), t.to(device), encoder_hidden_states=cond).sample
+                loss = F.mse_loss(pred, noise.to(device))
+                if self.align_weight:
+                    loss = loss + self.align_weight * F.mse_loss(tokens, captions_t[idx].to(device))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                self.history_.append(loss.item())
+        self.tokenizer_ = tokenizer.eval()
+        unet.requires_grad_(False).eval()
+        stage.with_unet(unet if shared_dtype == torch.float32 else unet.to(shared_dtype))
+        return self
+
+    @torch.no_grad()
+    def tokens(self, test: EEGDataset) -> np.ndarray:
+        """The cross-attention tokens ``(N, L, D)`` for ``test``'s EEG."""
+        stage = self._check_fitted()
+        x = self.features_.transform(check_test_eeg(self.name, test, *self.eeg_shape_))
+        return self.tokenizer_(torch.from_numpy(x).to(stage.device)).float().cpu().numpy()
+
+    def reconstruct(self, test: EEGDataset) -> np.ndarray:
+        stage = self._check_fitted()
+        return self._to_stimulus_size(stage.generate(self.tokens(test), None, self._seeds(test)))

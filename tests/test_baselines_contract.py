@@ -1,0 +1,277 @@
+"""The baselines' contract: registration, floors, blinding, determinism, bad parameters and bad input.
+
+Everything here runs without the diffusion model (see test_baselines_diffusion.py for those methods).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from eeg2img.errors import LeakageError, UserError
+from eeg2img.methods import available_methods, build_method
+from eeg2img.splits import make_folds
+
+BASELINES = {
+    "floor-random", "floor-mean", "floor-class-mean", "oracle-caption", "oracle-saliency", "retrieval-triplet",
+    "retrieval-ridge", "latent-ridge", "brain2image-vae", "brain2image-gan", "dreamdiffusion",
+}
+ORACLES = {"oracle-caption", "oracle-saliency"}
+# Fast settings of the learned, non-diffusion baselines (contract only; quality is test_baselines_learning.py).
+FAST = {
+    "floor-random": {}, "floor-mean": {}, "floor-class-mean": {}, "retrieval-ridge": {},
+    "brain2image-vae": {"steps": 4}, "brain2image-gan": {"steps": 4},
+    "retrieval-triplet": {"encoder_epochs": 2, "device": "cpu"},
+}
+
+
+@pytest.fixture(scope="module")
+def fold(tiny_synth):
+    f = make_folds(tiny_synth, "per-subject", seed=0)[0]
+    return tiny_synth.subset(f.train), tiny_synth.subset(f.test)
+
+
+def _fitted(name, train, tmp_path, **params):
+    method = build_method(name, **{**FAST[name], **params})
+    method.cache_dir = str(tmp_path)
+    return method.fit(train)
+
+
+# ------------------------------------------------------------------------------------------- registration
+
+
+def test_importing_registers_every_baseline_and_trains_or_loads_nothing(tmp_path):
+    # A fresh interpreter: the import alone must register the names without heavy libraries or files.
+    code = (
+        "import sys, json, baselines\n"
+        "from eeg2img.methods import _REGISTRY\n"
+        "heavy = [m for m in ('diffusers', 'transformers', 'sklearn') if m in sys.modules]\n"
+        "print(json.dumps({'names': sorted(_REGISTRY), 'heavy': heavy}))\n"
+    )
+    env = {**os.environ, "EEG2IMG_CACHE": str(tmp_path / "cache"), "HOME": str(tmp_path / "home")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert BASELINES <= set(report["names"])
+    assert report["heavy"] == []
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "home").exists()
+
+
+@pytest.mark.parametrize("name", sorted(BASELINES))
+def test_every_baseline_builds_with_defaults_and_round_trips_its_params(name):
+    method = build_method(name)
+    assert method.name == name
+    assert method.is_oracle == (name in ORACLES)
+    assert build_method(name, **method.get_params()).get_params() == method.get_params()
+
+
+def test_registered_names_are_available():
+    assert BASELINES <= set(available_methods())
+
+
+# ------------------------------------------------------------------------------------------- floors
+
+
+def test_floor_mean_is_the_pixel_mean_of_the_distinct_training_images(fold, tmp_path):
+    train, test = fold
+    out = _fitted("floor-mean", train, tmp_path).reconstruct(test.blind())
+    images = train.load_images(train.unique_image_ids()).astype(np.float64)
+    assert out.shape == (len(test), *images.shape[1:]) and out.dtype == np.uint8
+    assert np.abs(out.astype(np.float64) - images.mean(0)).max() <= 0.5
+    assert (out == out[0]).all()
+
+
+def test_floor_mean_counts_each_image_once_however_often_it_was_shown(tiny_synth, tmp_path):
+    # Pooling subjects shows each image three times; the floor is still the mean over distinct images.
+    one = tiny_synth.for_subject(1)
+    pooled = build_method("floor-mean").fit(tiny_synth).reconstruct(one.blind())
+    single = build_method("floor-mean").fit(one).reconstruct(one.blind())
+    np.testing.assert_array_equal(pooled, single)
+
+
+def test_floor_class_mean_is_the_mean_of_the_most_frequent_class(fold, tmp_path):
+    train, test = fold
+    labels = train.labels
+    counts = np.bincount(labels)
+    # Drop trials until class 3 is the unique most frequent class.
+    keep = np.ones(len(train), bool)
+    for k in np.unique(labels):
+        if k != 3:
+            keep[np.flatnonzero(labels == k)[: max(0, counts[k] - counts[3] + 1)]] = False
+    skewed = train.subset(np.flatnonzero(keep))
+    assert np.argmax(np.bincount(skewed.labels)) == 3 and np.sort(np.bincount(skewed.labels))[-2] < np.bincount(
+        skewed.labels)[3]
+    method = _fitted("floor-class-mean", skewed, tmp_path)
+    out = method.reconstruct(test.blind())
+    ids = sorted(set(skewed.image_ids[skewed.labels == 3]))
+    expected = skewed.load_images(ids).astype(np.float64).mean(0)
+    assert method.class_ == 3
+    assert np.abs(out.astype(np.float64) - expected).max() <= 0.5
+    assert not np.array_equal(out[0], _fitted("floor-mean", skewed, tmp_path).reconstruct(test.blind())[0])
+
+
+def test_floor_class_mean_breaks_ties_towards_the_lowest_class(fold, tmp_path):
+    train, _ = fold
+    counts = np.bincount(train.labels)
+    assert (counts == counts.max()).sum() > 1  # the per-subject fold is balanced: a tie
+    assert _fitted("floor-class-mean", train, tmp_path).class_ == int(np.argmax(counts == counts.max()))
+
+
+def test_floor_random_returns_training_images_seeded_per_trial(fold, tmp_path):
+    train, test = fold
+    gallery = {im.tobytes() for im in train.load_images()}
+    test_images = {im.tobytes() for im in test.load_images()}
+    out = _fitted("floor-random", train, tmp_path, seed=3).reconstruct(test.blind())
+    assert all(im.tobytes() in gallery and im.tobytes() not in test_images for im in out)
+    again = _fitted("floor-random", train, tmp_path, seed=3).reconstruct(test.blind())
+    np.testing.assert_array_equal(out, again)
+    # A trial's draw depends on (seed, trial id) only, not on the batch it is asked in.
+    rev = np.arange(len(test))[::-1]
+    np.testing.assert_array_equal(_fitted("floor-random", train, tmp_path, seed=3).reconstruct(
+        test.subset(rev).blind()), out[rev])
+    others = [_fitted("floor-random", train, tmp_path, seed=s).reconstruct(test.blind()) for s in range(4, 8)]
+    assert any(not np.array_equal(out, o) for o in others)
+
+
+def test_floor_random_draws_every_training_image_eventually(tiny_synth):
+    train = tiny_synth.for_subject(1)
+    method = build_method("floor-random", seed=0).fit(train)
+    method.reconstruct(tiny_synth.blind())
+    picked = set(method.picked_ids_)
+    assert len(picked) > 0.8 * len(set(train.image_ids))
+
+
+# ------------------------------------------------------------------------------------------- blinding
+
+
+@pytest.mark.parametrize("name", sorted(FAST))
+def test_non_oracles_reconstruct_from_the_blinded_view(name, fold, tmp_path):
+    train, test = fold
+    method = _fitted(name, train, tmp_path)
+    assert not method.is_oracle
+    out = method.reconstruct(test.blind())
+    assert out.dtype == np.uint8 and out.shape == (len(test), 32, 32, 3)
+
+
+@pytest.mark.parametrize("name", sorted(FAST))
+def test_a_baseline_that_peeks_at_test_labels_gets_a_leakage_error(name, fold, tmp_path):
+    train, test = fold
+    base = type(build_method(name))
+
+    class Peeking(base):
+        def reconstruct(self, test):
+            return np.stack([np.full((32, 32, 3), y, np.uint8) for y in test.labels])
+
+    cheat = Peeking(**FAST[name])
+    cheat.cache_dir = str(tmp_path)
+    cheat.fit(train)
+    with pytest.raises(LeakageError):
+        cheat.reconstruct(test.blind())
+
+
+@pytest.mark.parametrize("name", sorted(FAST))
+def test_fit_refuses_a_blinded_view(name, fold):
+    with pytest.raises(UserError, match="blinded"):
+        build_method(name, **FAST[name]).fit(fold[0].blind())
+
+
+# ------------------------------------------------------------------------------------------- determinism
+
+
+@pytest.mark.parametrize("name", ["brain2image-vae", "brain2image-gan", "retrieval-ridge", "retrieval-triplet"])
+def test_learned_baselines_are_deterministic_for_a_seed_and_leave_global_rng_alone(name, fold, tmp_path):
+    train, test = fold
+    state = torch.random.get_rng_state()
+    a = _fitted(name, train, tmp_path / "a", seed=1).reconstruct(test.blind())
+    assert torch.equal(torch.random.get_rng_state(), state) or name == "retrieval-triplet"
+    b = _fitted(name, train, tmp_path / "b", seed=1).reconstruct(test.blind())
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", ["brain2image-vae", "brain2image-gan"])
+def test_generators_depend_on_the_seed_and_not_on_batch_order(name, fold, tmp_path):
+    train, test = fold
+    method = _fitted(name, train, tmp_path, seed=1)
+    out = method.reconstruct(test.blind())
+    rev = np.arange(len(test))[::-1]
+    np.testing.assert_array_equal(method.reconstruct(test.subset(rev).blind()), out[rev])
+    assert not np.array_equal(_fitted(name, train, tmp_path, seed=2).reconstruct(test.blind()), out)
+
+
+# ------------------------------------------------------------------------------------------- bad parameters
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("floor-random", {"seed": -1}),
+        ("floor-mean", {"image_size": 0}),
+        ("floor-class-mean", {"seed": 1.5}),
+        ("retrieval-ridge", {"alpha": -1.0}),
+        ("retrieval-ridge", {"n_bins": 0}),
+        ("retrieval-triplet", {"encoder": "transformer"}),
+        ("retrieval-triplet", {"margin": -0.1}),
+        ("brain2image-vae", {"steps": 0}),
+        ("brain2image-vae", {"beta": float("nan")}),
+        ("brain2image-vae", {"work_size": 24}),
+        ("brain2image-gan", {"loss": "wasserstein"}),
+        ("brain2image-gan", {"diffaugment": "color,rotate"}),
+        ("brain2image-gan", {"lr": 0}),
+        ("latent-ridge", {"strength": 1.5}),
+        ("latent-ridge", {"caption": "gpt"}),
+        ("oracle-caption", {"steps": 0}),
+        ("oracle-saliency", {"blur_sigma": -1}),
+        ("dreamdiffusion", {"tune": "lora"}),
+        ("dreamdiffusion", {"uncond_prob": 2.0}),
+        ("dreamdiffusion", {"device": "tpu"}),
+        ("floor-mean", {"no_such_option": 1}),
+    ],
+)
+def test_bad_parameters_raise_user_error(name, params):
+    with pytest.raises(UserError, match=name.split("-")[0] if "no_such" not in str(params) else "bad parameters"):
+        build_method(name, **params)
+
+
+# ------------------------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("name", ["retrieval-ridge", "brain2image-vae"])
+def test_nan_or_mismatched_test_eeg_is_a_user_error(name, fold, tmp_path):
+    train, test = fold
+    method = _fitted(name, train, tmp_path)
+    from dataclasses import replace
+
+    bad = test.eeg.copy()
+    bad[0, 0, 0] = np.nan
+    with pytest.raises(UserError, match="NaN"):
+        method.reconstruct(replace(test, eeg=bad).blind())
+    with pytest.raises(UserError, match="channels"):
+        method.reconstruct(replace(test, eeg=test.eeg[:, :-1]).blind())
+
+
+@pytest.mark.parametrize("name", sorted(FAST))
+def test_reconstruct_before_fit_is_a_user_error(name, fold):
+    with pytest.raises(UserError, match="fit"):
+        build_method(name, **FAST[name]).reconstruct(fold[1].blind())
+
+
+def test_nan_training_eeg_is_a_user_error(fold):
+    from dataclasses import replace
+
+    train = fold[0]
+    bad = train.eeg.copy()
+    bad[1, 2, 3] = np.inf
+    with pytest.raises(UserError, match="NaN or inf"):
+        build_method("retrieval-ridge").fit(replace(train, eeg=bad))
+
+
+def test_triplet_retrieval_needs_two_classes(fold):
+    train = fold[0]
+    one_class = train.subset(np.flatnonzero(train.labels == train.labels[0]))
+    with pytest.raises(UserError, match="class"):
+        build_method("retrieval-triplet", **FAST["retrieval-triplet"]).fit(one_class)

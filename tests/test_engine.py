@@ -1,0 +1,355 @@
+"""The one-pass engine equals the reference libraries, runs each backbone once per image set and caches refs.
+
+Random weights in the real file formats stand in for the official ones (no download); what is proven
+is that the engine computes exactly what torch-fidelity, torchmetrics, clean-fid and open_clip compute
+from the same file and the same images.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from metric_fixtures import fake_weights, offline_cache, perturbed, smooth_images  # noqa: F401 - fixtures
+
+from eeg2img.errors import UserError, WeightsNotFoundError
+from metrics.backbones import build_backbone
+from metrics.backbones.inception import InceptionTF
+from metrics.base import SmallSampleWarning
+from metrics.engine import MetricsEngine, span_coordinates
+
+N = 6
+
+
+@pytest.fixture(scope="module")
+def pair() -> tuple[np.ndarray, np.ndarray]:
+    ref = smooth_images(N, 32, seed=11)
+    return perturbed(ref, seed=12), ref
+
+
+class _Images(torch.utils.data.Dataset):
+    """uint8 CHW tensors, the input torch-fidelity takes."""
+
+    def __init__(self, images: np.ndarray):
+        self.images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.images[i]
+
+
+def _quiet_evaluate(engine: MetricsEngine, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SmallSampleWarning)
+        return engine.evaluate(*args, **kwargs)
+
+
+def _rel(a: float, b: float) -> float:
+    return abs(a - b) / max(abs(b), 1e-12)
+
+
+# --- equality with the reference libraries ------------------------------------------------------------------
+def test_fid_kid_is_equal_torch_fidelity(fake_weights, pair, offline_cache, tmp_path):
+    import torch_fidelity
+    from torch_fidelity.metric_fid import fid_statistics_to_metric
+
+    pred, ref = pair
+    engine = MetricsEngine(("fid", "kid", "is"), backbones=[InceptionTF(fake_weights.state_dict,
+                                                                         resize="torch-fidelity")],
+                           seed=2020, is_splits=2, use_cache=False)
+    report = _quiet_evaluate(engine, pred, ref)
+    ours = {k.split("@")[0]: v for k, v in report.to_json()["metrics"].items()}
+
+    tf = torch_fidelity.calculate_metrics(
+        input1=_Images(pred), input2=_Images(ref), cuda=False, fid=False, kid=True, isc=True,
+        feature_extractor_weights_path=str(fake_weights.state_dict), kid_subset_size=N, isc_splits=2,
+        save_cpu_ram=True, verbose=False, cache=True, cache_root=str(tmp_path), input1_cache_name="pred",
+        input2_cache_name="ref")
+    assert _rel(ours["kid"]["value"], tf["kernel_inception_distance_mean"]) < 1e-4
+    assert _rel(ours["kid"]["std"], tf["kernel_inception_distance_std"]) < 1e-3
+    assert _rel(ours["is"]["value"], tf["inception_score_mean"]) < 1e-3
+    assert _rel(ours["is"]["std"], tf["inception_score_std"]) < 1e-3
+    assert ours["is"]["value"] > 1.01  # the random weights give a non-trivial score
+
+    # FID from the 2048-d features torch-fidelity extracted in that same call (its feature cache), with
+    # its own statistics and formula, evaluated in the span basis (exact: see test_span_coordinates...).
+    feats = [torch.load(tmp_path / f"{name}-inception-v3-compat-features-2048.pt", weights_only=True).double()
+             .numpy() for name in ("pred", "ref")]
+    a, b = span_coordinates(*feats)
+    stats = [{"mu": x.mean(axis=0), "sigma": np.cov(x, rowvar=False)} for x in (a, b)]
+    fid = fid_statistics_to_metric(*stats, verbose=False)["frechet_inception_distance"]
+    assert _rel(ours["fid"]["value"], fid) < 1e-4
+    assert ours["fid"]["n"] == N and f"N={N}" in ours["fid"]["protocol"]
+    assert "resize=torch-fidelity" in ours["fid"]["protocol"]
+
+
+def test_fid_equals_torchmetrics(fake_weights, pair, offline_cache):
+    from torchmetrics.image.fid import FrechetInceptionDistance, _compute_fid
+
+    pred, ref = pair
+    backbone = InceptionTF(fake_weights.state_dict, resize="torchmetrics")
+    report = _quiet_evaluate(MetricsEngine(("fid",), backbones=[backbone], use_cache=False), pred, ref)
+
+    tm = FrechetInceptionDistance(feature=2048, feature_extractor_weights_path=str(fake_weights.state_dict),
+                                  antialias=True)
+    tm.update(torch.from_numpy(ref).permute(0, 3, 1, 2), real=True)
+    tm.update(torch.from_numpy(pred).permute(0, 3, 1, 2), real=False)
+    stats = []
+    for kind in ("real", "fake"):  # torchmetrics' compute(), step by step
+        n = getattr(tm, f"{kind}_features_num_samples")
+        mean = (getattr(tm, f"{kind}_features_sum") / n).unsqueeze(0)
+        cov = (getattr(tm, f"{kind}_features_cov_sum") - n * mean.t().mm(mean)) / (n - 1)
+        stats.append((mean.squeeze(0), cov))
+    # Its statistics are ours...
+    ours = [backbone.extract(x)["pool3"] for x in (ref, pred)]
+    for (mean, cov), f in zip(stats, ours):
+        np.testing.assert_allclose(mean.numpy(), f.mean(axis=0), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(cov.numpy(), np.cov(f, rowvar=False), rtol=1e-4, atol=1e-6)
+    # ...and its formula, applied in the orthonormal basis of the features' span, gives our FID.
+    origin = ours[0].mean(axis=0)
+    _, _, vt = np.linalg.svd(np.concatenate([ours[0] - origin, ours[1] - origin]), full_matrices=False)
+    q = torch.from_numpy(vt.T)
+    reduced = [((m - torch.from_numpy(origin)) @ q, q.T @ c @ q) for m, c in stats]
+    fid = float(_compute_fid(reduced[0][0], reduced[0][1], reduced[1][0], reduced[1][1]))
+    assert _rel(report.results["fid@inception-tf"].value, fid) < 1e-4
+
+
+def test_fid_equals_clean_fid_with_its_torchscript(fake_weights, pair, offline_cache, tmp_path):
+    from cleanfid.fid import fid_from_feats, get_folder_features
+    from cleanfid.inception_torchscript import InceptionV3W
+    from PIL import Image
+
+    pred, ref = pair
+    report = _quiet_evaluate(MetricsEngine(("fid",), backbones=[InceptionTF(fake_weights.torchscript)],
+                                           use_cache=False), pred, ref)
+    model = InceptionV3W(str(fake_weights.folder), download=False, resize_inside=False).eval()
+    feats = []
+    for name, images in (("pred", pred), ("ref", ref)):
+        (tmp_path / name).mkdir()
+        for i, img in enumerate(images):
+            Image.fromarray(img).save(tmp_path / name / f"{i}.png")
+        feats.append(get_folder_features(str(tmp_path / name), model=lambda x: model(x), num_workers=0,
+                                         batch_size=N, device=torch.device("cpu"), mode="clean", verbose=False))
+    fid = fid_from_feats(*span_coordinates(*[f.astype(np.float64) for f in feats]))
+    assert _rel(report.results["fid@inception-tf"].value, float(fid)) < 1e-4
+    assert "resize=clean" in report.results["fid@inception-tf"].protocol
+
+
+def test_span_coordinates_preserve_fid():
+    from torch_fidelity.metric_fid import fid_statistics_to_metric
+
+    from metrics.fid import fid_from_features
+
+    rng = np.random.RandomState(0)
+    a, b = rng.rand(20, 300) ** 2, rng.rand(15, 300) * 1.2
+    ra, rb = span_coordinates(a, b)
+    assert ra.shape == (20, 35) and rb.shape == (15, 35)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SmallSampleWarning)
+        full = fid_statistics_to_metric(*({"mu": x.mean(0), "sigma": np.cov(x, rowvar=False)} for x in (a, b)),
+                                        verbose=False)["frechet_inception_distance"]
+        assert _rel(fid_from_features(ra, rb), full) < 1e-8
+        assert _rel(fid_from_features(a, b), full) < 1e-8
+    big = rng.rand(40, 30)
+    assert span_coordinates(big, big)[0] is not None and span_coordinates(big, big)[0].shape == (40, 30)
+
+
+def test_clip_score_equals_open_clip_and_torchmetrics_formula(fake_weights, pair, offline_cache):
+    import open_clip
+    from PIL import Image
+    from torchmetrics.multimodal import CLIPScore
+
+    pred, _ = pair
+    captions = [f"an image of a {c} square" for c in ("red", "blue", "green", "red", "yellow", "purple")]
+    clip = build_backbone("clip", model=str(fake_weights.clip_config), weights=fake_weights.clip_ckpt)
+    hessel = _quiet_evaluate(MetricsEngine(("clip",), backbones=[clip]), pred, pred, captions=captions)
+    tmv = _quiet_evaluate(MetricsEngine(("clip",), backbones=[clip], clip_variant="torchmetrics"), pred, pred,
+                          captions=captions)
+    name = f"clip@{fake_weights.clip_name}"
+
+    model, _, preprocess = open_clip.create_model_and_transforms(fake_weights.clip_name,
+                                                                 pretrained=str(fake_weights.clip_ckpt))
+    tokenizer = open_clip.get_tokenizer(fake_weights.clip_name)
+    model.eval()
+    with torch.no_grad():
+        img = model.encode_image(torch.stack([preprocess(Image.fromarray(i)) for i in pred])).double()
+        txt = model.encode_text(tokenizer(captions)).double()
+    cos = torch.nn.functional.cosine_similarity(img, txt).numpy()
+    np.testing.assert_allclose(hessel.results[name].per_sample, 2.5 * np.maximum(cos, 0), rtol=1e-5, atol=1e-7)
+    assert hessel.results[name].value == pytest.approx(float(np.mean(2.5 * np.maximum(cos, 0))), rel=1e-5)
+
+    class Adapter(torch.nn.Module):  # open_clip behind the transformers-style interface CLIPScore calls
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def get_image_features(self, pixel_values):
+            return self.model.encode_image(pixel_values)
+
+        def get_text_features(self, input_ids, attention_mask=None):
+            return self.model.encode_text(input_ids)
+
+    def processor(images=None, text=None, return_tensors="pt", padding=True):
+        if images is not None:
+            return {"pixel_values": torch.stack([preprocess(Image.fromarray(i.permute(1, 2, 0).numpy()))
+                                                 for i in images])}
+        ids = tokenizer(text)
+        return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+
+    metric = CLIPScore(model_name_or_path=lambda: (Adapter(), processor))
+    metric.update(torch.from_numpy(pred).permute(0, 3, 1, 2), captions)
+    assert tmv.results[name].value == pytest.approx(float(metric.compute()), rel=1e-5, abs=1e-6)
+    assert "torchmetrics" in tmv.results[name].protocol and "hessel" in hessel.results[name].protocol
+    with pytest.raises(UserError, match="needs one caption per image"):
+        MetricsEngine(("clip",), backbones=[clip]).evaluate(pred, pred)
+    with pytest.raises(UserError, match="5 captions for 6 images"):
+        MetricsEngine(("clip",), backbones=[clip]).evaluate(pred, pred, captions=captions[:5])
+
+
+# --- identification, accuracy --------------------------------------------------------------------------------
+def test_identification_of_the_references_themselves_is_one(fake_weights, pair, offline_cache):
+    _, ref = pair
+    backbones = [build_backbone("alexnet", weights=fake_weights.alexnet), build_backbone("proxy", seed=0)]
+    engine = MetricsEngine(("nway", "acc"), backbones=backbones)
+    same = engine.evaluate(ref, ref)
+    for name in ("nway@alexnet2", "nway@alexnet5", "nway@proxy", "acc@proxy"):
+        assert np.all(same.results[name].per_sample == 1.0), name
+    shuffled = engine.evaluate(ref[::-1].copy(), ref)
+    assert shuffled.results["nway@alexnet2"].value < 0.9
+    assert shuffled.results["nway@proxy"].value < 0.9
+
+
+# --- one pass per backbone, cache -----------------------------------------------------------------------------
+def test_one_pass_per_backbone_shared_by_all_metrics_and_ref_cache(pair, offline_cache):
+    pred, ref = pair
+    proxy = build_backbone("proxy", seed=0)
+    proxy.batch_size = 4  # two batches per image set of six
+    calls = []
+    proxy.net.register_forward_hook(lambda *a: calls.append(1))
+    engine = MetricsEngine(("fid", "kid", "is", "nway", "acc"), backbones=[proxy])
+    first = _quiet_evaluate(engine, pred, ref)
+    assert len(calls) == 4  # pred + ref, 2 batches each — shared by five metrics
+    assert {"fid@proxy", "kid@proxy", "is@proxy", "nway@proxy", "acc@proxy"} <= set(first.results)
+    assert first.provenance["feature_cache"]["misses"] == 1 and first.provenance["feature_cache"]["hits"] == 0
+    assert any(p.suffix == ".npz" for p in (offline_cache / "features").iterdir())
+
+    calls.clear()
+    second = _quiet_evaluate(MetricsEngine(("fid", "kid", "is", "nway", "acc"), backbones=[proxy]), pred, ref)
+    assert len(calls) == 2  # only pred: the stimuli's outputs come from the cache
+    assert second.provenance["feature_cache"]["hits"] == 1
+    for name, r in first.results.items():
+        assert second.results[name].value == pytest.approx(r.value, rel=1e-12), name
+
+    calls.clear()
+    other = ref.copy()
+    other[0, 0, 0] ^= 1  # one pixel differs: a different image set
+    _quiet_evaluate(MetricsEngine(("fid",), backbones=[proxy]), pred, other)
+    assert len(calls) == 4
+    calls.clear()
+    reseeded = build_backbone("proxy", seed=1)  # other weights, same images: the key differs
+    reseeded.net.register_forward_hook(lambda *a: calls.append(1))
+    _quiet_evaluate(MetricsEngine(("fid",), backbones=[reseeded]), pred, ref)
+    assert len(calls) == 2
+
+
+# --- report structure --------------------------------------------------------------------------------------------
+def test_report_tables_json_and_small_sample_warning(pair, offline_cache, tmp_path):
+    pred, ref = pair
+    subjects = [1, 1, 1, 2, 2, 2]
+    ids = [f"t{i}" for i in range(N)]
+    engine = MetricsEngine(("ssim", "pixcorr", "fid", "kid", "is", "nway", "acc"),
+                           backbones=[build_backbone("proxy", seed=0)], seed=3)
+    with pytest.warns(SmallSampleWarning, match="FID on 6 samples"):
+        report = engine.evaluate(pred, ref, subjects=subjects, trial_ids=ids)
+
+    samples = report.per_sample
+    assert list(samples.columns) == ["trial_id", "subject", "metric", "backbone", "value"]
+    assert set(samples.metric) == {"ssim@pixels", "pixcorr@pixels", "nway@proxy", "acc@proxy"}
+    assert len(samples) == 4 * N and list(samples.trial_id[:N]) == ids
+    s = samples[samples.metric == "ssim@pixels"]
+    assert s.value.mean() == pytest.approx(report.results["ssim@pixels"].value)
+
+    sets = report.set_level
+    assert list(sets.columns) == ["subject", "metric", "backbone", "value"]
+    assert set(sets.metric) == {"fid@proxy", "kid@proxy", "is@proxy"}
+    assert sorted(map(str, sets[sets.metric == "fid@proxy"].subject)) == ["1", "2", "all"]
+
+    doc = report.to_json()
+    json.dumps(doc)  # plain JSON
+    assert doc["n"] == N
+    assert set(doc["metrics"]) == set(report.results)
+    for name, entry in doc["metrics"].items():
+        assert {"value", "ci95", "backbone", "protocol", "n"} <= set(entry)
+        assert name.endswith("@" + entry["backbone"])
+    ci = doc["metrics"]["ssim@pixels"]["ci95"]
+    assert ci[0] <= doc["metrics"]["ssim@pixels"]["value"] <= ci[1]
+    assert doc["metrics"]["fid@proxy"]["n"] == N
+    prov = doc["provenance"]
+    assert prov["weights_sha256"]["proxy"] and prov["seed"] == 3 and "torch" in prov["packages"]
+    assert any("FID on 6 samples" in w for w in doc["warnings"])
+    report.write_json(tmp_path / "out.json")
+    assert json.loads((tmp_path / "out.json").read_text())["n"] == N
+    text = report.table()
+    assert "fid@proxy" in text and "95% CI" in text
+
+
+def test_seeded_and_deterministic_on_cpu(pair, offline_cache):
+    pred, ref = pair
+    runs = [_quiet_evaluate(MetricsEngine(("kid", "nway", "acc", "ssim"), backbones=[build_backbone("proxy")],
+                                          seed=5, identification_n_way=3, use_cache=False), pred, ref)
+            for _ in range(2)]
+    for name, r in runs[0].results.items():
+        assert runs[1].results[name].value == r.value and runs[1].results[name].ci95 == r.ci95
+
+
+# --- bad input ----------------------------------------------------------------------------------------------------
+def test_bad_inputs_are_one_line_user_errors(pair, offline_cache):
+    pred, ref = pair
+    proxy = build_backbone("proxy")
+    cases = [
+        (lambda: MetricsEngine(("fid", "lpips"), backbones=[proxy]), "unknown"),
+        (lambda: MetricsEngine(("clip",), backbones=[proxy]), "--clip-model"),
+        (lambda: MetricsEngine(("ssim",)).evaluate(pred[:5], ref), "5 images but ref has 6"),
+        (lambda: MetricsEngine(("ssim",)).evaluate(pred[..., 0], ref), "uint8 (N, H, W, 3)"),
+        (lambda: MetricsEngine(("ssim",)).evaluate(pred.astype(np.float32), ref), "uint8 (N, H, W, 3)"),
+        (lambda: MetricsEngine(("ssim",)).evaluate(pred, ref, subjects=[1, 2]), "subjects"),
+    ]
+    for make, match in cases:
+        with pytest.raises(UserError, match=match) as err:
+            make()
+        assert "\n" not in str(err.value)
+
+
+def test_missing_default_weights_name_the_file(offline_cache):
+    with pytest.raises(WeightsNotFoundError, match="inception-2015-12-05") as err:
+        MetricsEngine(("fid",))
+    assert "\n" not in str(err.value)
+    with pytest.raises(WeightsNotFoundError, match="resnet50-0676ba61.pth"):
+        MetricsEngine(("acc",))
+
+
+def test_runner_hook_with_synth_cnn(tmp_path, offline_cache):
+    from eeg2img.datasets import load_dataset
+    from eeg2img.datasets.synthetic import generate_synthetic
+    from metrics.backbones.indomain import SynthCNNConfig
+    from metrics.engine import evaluate_for_runner
+
+    ds = load_dataset(generate_synthetic(tmp_path / "d", subjects=2, classes=4, images_per_class=4, image_size=32,
+                                         n_channels=16, n_samples=480, progress=False))
+    test = ds.subset(np.arange(12))
+    ref = test.load_images()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SmallSampleWarning)
+        samples, sets, weights = evaluate_for_runner(
+            perturbed(ref), ref, metrics=("ssim", "fid", "is", "nway", "acc"), trial_ids=test.trial_ids.astype(str),
+            subjects=test.subjects, captions=None, dataset=ds, backbone="synth-cnn", cache_dir=tmp_path / "c",
+            seed=0, backbone_options={"config": SynthCNNConfig(min_steps=20, epochs=1)})
+    assert set(samples.metric) == {"ssim@pixels", "nway@synth-cnn", "acc@synth-cnn"}
+    assert set(sets.metric) == {"fid@synth-cnn", "is@synth-cnn"}
+    assert set(sets.subject) == {"all", *map(int, np.unique(test.subjects))}
+    assert len(weights["synth-cnn"]) == 64
