@@ -4,4 +4,5 @@ Importing the package registers every method with :func:`eeg2img.methods.registe
 loaded until ``fit``. See ``docs/baselines.md``.
 """
 
-from baselines import brain2image, dreamdiffusion, floors, latent_ridge, oracles, retrieval  # noqa: F401  (registration)
+# Imported for their @register side effect.
+from baselines import brain2image, dreamdiffusion, floors, latent_ridge, oracles, retrieval  # noqa: F401

@@ -1,4 +1,4 @@
-"""What every baseline shares: parameter checks, seeding, the cache folder and fold keys, stimuli at one size.
+"""What every baseline shares: parameter checks, data checks, stimuli at one size, seeding, the cache folder.
 
 Kept free of model code so the floors import nothing heavier than numpy.
 """
@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -91,8 +90,8 @@ def distinct_training_images(train: EEGDataset, image_size: int | None) -> tuple
     return ids, train.load_images(ids, size=image_size)
 
 
-def trial_images(train: EEGDataset, ids: Sequence[str], images: np.ndarray) -> np.ndarray:
-    """Index of each training trial's stimulus into ``ids`` (so per-trial images need not be reloaded)."""
+def trial_image_rows(train: EEGDataset, ids: Sequence[str]) -> np.ndarray:
+    """Row of each training trial's stimulus in ``ids`` (so per-trial images need not be reloaded)."""
     row = {k: n for n, k in enumerate(ids)}
     return np.array([row[str(i)] for i in train.image_ids], dtype=np.int64)
 
@@ -143,15 +142,3 @@ def cache_root(method: Any) -> Path:
         return Path(explicit)
     env = os.environ.get("EEG2IMG_CACHE")
     return Path(env) if env else Path.home() / ".cache" / "eeg2img"
-
-
-def fold_key(train: EEGDataset, config: dict[str, Any]) -> str:
-    """Digest of the training trials and a component's config: equal keys ⇒ the same trained component."""
-    h = hashlib.sha256()
-    h.update(train.fingerprint.encode())
-    h.update(b"\0")
-    for t in train.trial_ids:
-        h.update(str(t).encode())
-        h.update(b"\0")
-    h.update(json.dumps(config, sort_keys=True, default=str).encode())
-    return h.hexdigest()[:16]

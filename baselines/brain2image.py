@@ -6,11 +6,19 @@
 - ``brain2image-gan``: a conditional GAN with a projection discriminator (Miyato & Koyama 2018) on the EEG
   condition, hinge or BCE loss, purely adversarial as in Brain2Image by default (``l1_weight`` adds a
   pix2pix-style pixel term). DiffAugment on the discriminator's inputs keeps it from memorising the few
-  dozen stimuli of a demo fold within a few steps.
+  dozen stimuli of a demo fold within a few steps; the generator used for reconstruction is an exponential
+  moving average of the trained one (``ema``).
 
-The condition is the shared feature extractor (:mod:`baselines.features`: binned channel means, z-scored,
-PCA-whitened) followed by a learned linear layer. Both nets work at a power-of-two resolution near the
-stimulus size (capped at 64 px) and their output is resized to the stimulus resolution.
+The condition starts from the shared feature extractor (:mod:`baselines.features`: binned channel means,
+z-scored, leading principal components). Brain2Image conditioned on features of an EEG encoder trained to
+classify; the linear counterpart here is a shrinkage LDA fitted on the training labels, projecting the
+features on the class-discriminant subspace. ``condition`` picks what the nets see: ``"lda"`` (that
+subspace; the GAN's default), ``"lda+pca"`` (it, next to the principal components that also carry
+layout; the VAE's default) or ``"pca"``. The defaults gave the most reliable held-out class accuracy
+across seeds on the demo-scale synthetic data. A learned linear layer maps the condition into the nets.
+
+Both nets work at a power-of-two resolution near the stimulus size (capped at 64 px); their output is
+resized to the stimulus resolution.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from baselines._common import (
@@ -42,17 +51,19 @@ from baselines.convnets import (
     tensor_to_images,
     work_resolution,
 )
-from baselines.features import EEGFeatures
+from baselines.features import DiscriminantProjection, EEGFeatures
 from eeg2img.datasets.base import EEGDataset
+from eeg2img.errors import UserError
 from eeg2img.methods import Method, register
 
 
 class _ConditionalImageModel(Method):
     """Shared plumbing: features, stimuli as tensors, minibatches, test-time generation."""
 
-    def _check_common(self, seed, image_size, work_size, n_bins, n_components, cond_dim, width, steps, batch_size,
-                      lr, device) -> None:
+    def _check_common(self, seed, image_size, work_size, n_bins, n_components, condition, cond_dim, width, steps,
+                      batch_size, lr, device) -> None:
         name = self.name
+        self.condition = check_choice(name, "condition", condition, ("lda+pca", "lda", "pca"))
         self.seed = check_seed(name, seed)
         self.image_size = check_optional_size(name, "image_size", image_size, minimum=1)
         self.work_size = None if work_size is None else check_power_of_two(name, "work_size",
@@ -70,7 +81,9 @@ class _ConditionalImageModel(Method):
     def _prepare(self, train: EEGDataset) -> tuple[torch.Tensor, torch.Tensor]:
         check_trainable(self.name, train)
         self.features_ = EEGFeatures(self.n_bins, self.n_components)
-        feats = torch.from_numpy(self.features_.fit_transform(train.eeg))
+        x = self.features_.fit_transform(train.eeg)
+        self.projection_ = DiscriminantProjection().fit(x, train.labels) if "lda" in self.condition else None
+        feats = torch.from_numpy(self._condition(x))
         images = train.load_images(size=self.image_size)
         self.out_size_ = int(images.shape[1])
         self.size_ = self.work_size or work_resolution(self.out_size_)
@@ -86,11 +99,18 @@ class _ConditionalImageModel(Method):
     def _test_features(self, test: EEGDataset) -> torch.Tensor:
         check_fitted(self.name, hasattr(self, "features_"))
         eeg = check_test_eeg(self.name, test, *self.eeg_shape_)
-        return torch.from_numpy(self.features_.transform(eeg))
+        return torch.from_numpy(self._condition(self.features_.transform(eeg)))
+
+    def _condition(self, x: np.ndarray) -> np.ndarray:
+        if self.condition == "pca":
+            return x
+        lda = self.projection_.transform(x)
+        return lda if self.condition == "lda" else np.concatenate([lda, x], axis=1)
 
     def _trial_noise(self, test: EEGDataset, dim: int) -> torch.Tensor:
         # One noise vector per trial id, so a trial's image does not depend on the batch it comes in.
-        rows = [torch.randn(dim, generator=torch.Generator().manual_seed(s)) for s in trial_seeds(self.seed, test.trial_ids)]
+        seeds = trial_seeds(self.seed, test.trial_ids)
+        rows = [torch.randn(dim, generator=torch.Generator().manual_seed(s)) for s in seeds]
         return torch.stack(rows) if rows else torch.zeros(0, dim)
 
 
@@ -101,11 +121,11 @@ class Brain2ImageVAE(_ConditionalImageModel):
     name = "brain2image-vae"
 
     def __init__(self, seed: int = 0, image_size: int | None = None, work_size: int | None = None, n_bins: int = 10,
-                 n_components: int | None = 64, cond_dim: int = 32, z_dim: int = 8, beta: float = 1.0,
-                 width: int = 16, steps: int = 300, batch_size: int = 32, lr: float = 2e-3,
+                 n_components: int | None = 64, condition: str = "lda+pca", cond_dim: int = 32, z_dim: int = 8,
+                 beta: float = 1.0, width: int = 16, steps: int = 300, batch_size: int = 32, lr: float = 2e-3,
                  weight_decay: float = 1e-4, device: str = "cpu"):
-        self._check_common(seed, image_size, work_size, n_bins, n_components, cond_dim, width, steps, batch_size, lr,
-                           device)
+        self._check_common(seed, image_size, work_size, n_bins, n_components, condition, cond_dim, width, steps,
+                           batch_size, lr, device)
         self.z_dim = check_int(self.name, "z_dim", z_dim)
         self.beta = check_float(self.name, "beta", beta, low=0.0, low_open=False)
         self.weight_decay = check_float(self.name, "weight_decay", weight_decay, low=0.0, low_open=False)
@@ -176,12 +196,16 @@ class Brain2ImageGAN(_ConditionalImageModel):
     name = "brain2image-gan"
 
     def __init__(self, seed: int = 0, image_size: int | None = None, work_size: int | None = None, n_bins: int = 10,
-                 n_components: int | None = 64, cond_dim: int = 32, z_dim: int = 32, loss: str = "hinge",
-                 l1_weight: float = 0.0, diffaugment: str = "color,translation,cutout", width: int = 16,
-                 steps: int = 300, batch_size: int = 32, lr: float = 1e-3, device: str = "cpu"):
-        self._check_common(seed, image_size, work_size, n_bins, n_components, cond_dim, width, steps, batch_size, lr,
-                           device)
+                 n_components: int | None = 64, condition: str = "lda", cond_dim: int = 32, z_dim: int = 8,
+                 loss: str = "hinge", l1_weight: float = 0.0, diffaugment: str = "color,translation,cutout",
+                 width: int = 8, steps: int = 300, batch_size: int = 32, lr: float = 1e-3, ema: float = 0.98,
+                 device: str = "cpu"):
+        self._check_common(seed, image_size, work_size, n_bins, n_components, condition, cond_dim, width, steps,
+                           batch_size, lr, device)
         self.z_dim = check_int(self.name, "z_dim", z_dim)
+        self.ema = check_float(self.name, "ema", ema, low=0.0, high=1.0, low_open=False)
+        if self.ema == 1.0:
+            raise UserError(f"{self.name}: ema=1.0 never leaves the initial weights; pass a decay < 1, or 0 for off")
         self.loss = check_choice(self.name, "loss", loss, ("hinge", "bce"))
         self.l1_weight = check_float(self.name, "l1_weight", l1_weight, low=0.0, low_open=False)
         parts = [p.strip() for p in str(diffaugment).split(",") if p.strip()]
@@ -200,7 +224,7 @@ class Brain2ImageGAN(_ConditionalImageModel):
     def _augment(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         # DiffAugment (Zhao et al. 2020): with a few dozen stimuli the discriminator memorises them within
         # a few steps unless both its real and fake inputs are augmented the same way.
-        from reconstruct.saliency_gan import diff_augment
+        from baselines.shared_stages import diff_augment
 
         return diff_augment(x, self.diffaugment, gen) if self.diffaugment else x
 
@@ -214,6 +238,11 @@ class Brain2ImageGAN(_ConditionalImageModel):
             g_params = list(self.cond_.parameters()) + list(self.generator_.parameters())
             opt_g = torch.optim.Adam(g_params, lr=self.lr, betas=(0.5, 0.999), foreach=True)
             opt_d = torch.optim.Adam(disc.parameters(), lr=self.lr, betas=(0.5, 0.999), foreach=True)
+            g_modules = nn.ModuleDict({"cond": self.cond_, "generator": self.generator_})
+            # An exponential moving average of the generator (Karras et al.; Yazıcı et al. 2019): a few hundred
+            # adversarial steps leave the raw weights wherever the last oscillation put them.
+            averaged = AveragedModel(g_modules, multi_avg_fn=get_ema_multi_avg_fn(self.ema), use_buffers=True) \
+                if self.ema else None
             gen = torch.Generator().manual_seed(self.seed)
             self.history_: list[tuple[float, float]] = []
             for idx in self._batches(len(feats), gen):
@@ -232,9 +261,12 @@ class Brain2ImageGAN(_ConditionalImageModel):
                 opt_g.zero_grad(set_to_none=True)
                 loss_g.backward()
                 opt_g.step()
+                if averaged is not None:
+                    averaged.update_parameters(g_modules)
                 self.history_.append((loss_d.item(), loss_g.item()))
-        self.cond_.cpu().eval()
-        self.generator_.cpu().eval()
+        final = averaged.module if averaged is not None else g_modules
+        self.cond_ = final["cond"].cpu().eval()
+        self.generator_ = final["generator"].cpu().eval()
         return self
 
     @torch.no_grad()

@@ -33,6 +33,7 @@ from eeg2img.datasets.base import EEGDataset
 from eeg2img.methods import register
 
 TUNE_CHOICES = ("cross-attention", "none", "all")
+_D = DIFFUSION_DEFAULTS
 
 
 class EEGTokenizer(nn.Module):
@@ -57,12 +58,13 @@ class DreamDiffusion(DiffusionBaseline):
     def __init__(self, seed: int = 0, image_size: int | None = None, n_bins: int = 10, n_components: int | None = 64,
                  hidden: int = 256, tune: str = "cross-attention", align_weight: float = 1.0,
                  uncond_prob: float = 0.1, tune_steps: int = 200, tune_batch_size: int = 16, lr: float = 1e-3,
-                 unet_lr: float = 1e-4, sd_path: str | Path | None = None, steps: int = 20,
-                 guidance_scale: float = 3.0, demo_vae_steps: int = 300, demo_unet_steps: int = 800,
-                 batch_size: int = 16, device: str = "auto"):
+                 unet_lr: float = 1e-4, sd_path: str | Path | None = _D["sd_path"], steps: int = _D["steps"],
+                 guidance_scale: float = _D["guidance_scale"], demo_size: int = _D["demo_size"],
+                 demo_vae_steps: int = _D["demo_vae_steps"], demo_unet_steps: int = _D["demo_unet_steps"],
+                 batch_size: int = _D["batch_size"], device: str = _D["device"]):
         self._set_diffusion_params(seed, image_size, sd_path=sd_path, steps=steps, guidance_scale=guidance_scale,
-                                   demo_vae_steps=demo_vae_steps, demo_unet_steps=demo_unet_steps,
-                                   batch_size=batch_size, device=device)
+                                   demo_size=demo_size, demo_vae_steps=demo_vae_steps,
+                                   demo_unet_steps=demo_unet_steps, batch_size=batch_size, device=device)
         name = self.name
         self.n_bins = check_int(name, "n_bins", n_bins)
         self.n_components = None if n_components is None else check_int(name, "n_components", n_components)
@@ -88,7 +90,7 @@ class DreamDiffusion(DiffusionBaseline):
     def fit(self, train: EEGDataset, val: EEGDataset | None = None) -> DreamDiffusion:
         from diffusers import DDPMScheduler
 
-        stage = self._fit_stage(train)
+        stage = self._fit_stage(train, private=True)
         device = stage.device
         ids = train.unique_image_ids()
         latents = torch.from_numpy(stage.encode_latents(train.load_images(ids, size=self.image_size)))

@@ -21,10 +21,9 @@ def binned_means(eeg: np.ndarray, n_bins: int) -> np.ndarray:
     n, c, t = eeg.shape
     if n_bins > t:
         raise UserError(f"{_NAME}: n_bins={n_bins} exceeds the {t} samples per trial; pass n_bins ≤ {t}")
+    # Bins are at least one sample wide (n_bins ≤ t), so the rounded edges strictly increase.
     edges = np.linspace(0, t, n_bins + 1).round().astype(np.int64)
-    # Cumulative sums give every bin mean in one pass, without a Python loop over bins.
-    csum = np.concatenate([np.zeros((n, c, 1)), np.cumsum(eeg, axis=2, dtype=np.float64)], axis=2)
-    sums = csum[:, :, edges[1:]] - csum[:, :, edges[:-1]]
+    sums = np.add.reduceat(eeg, edges[:-1], axis=2, dtype=np.float64)
     return (sums / np.diff(edges)).reshape(n, c * n_bins)
 
 
@@ -84,3 +83,27 @@ class EEGFeatures:
         if not np.all(np.isfinite(eeg)):
             raise UserError(f"{_NAME}: EEG contains NaN or inf; clean or drop those trials")
         return eeg
+
+
+class DiscriminantProjection:
+    """Features → the class-discriminant subspace (shrinkage LDA, ``n_classes − 1`` dims), z-scored.
+
+    Brain2Image conditioned its generators on EEG features from an encoder trained to classify; this is
+    the linear counterpart for the shared features. The Ledoit-Wolf shrinkage keeps the within-class
+    covariance invertible with fewer trials than features.
+    """
+
+    def fit(self, x: np.ndarray, labels: np.ndarray) -> DiscriminantProjection:
+        from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+        labels = np.asarray(labels)
+        if len(np.unique(labels)) < 2:
+            raise UserError("DiscriminantProjection: needs ≥ 2 classes in the training set; widen the split "
+                            "or use condition='pca'")
+        self.lda_ = LinearDiscriminantAnalysis(solver="eigen", shrinkage="auto").fit(x, labels)
+        y = self.lda_.transform(x)
+        self.mean_, self.scale_ = y.mean(0), np.maximum(y.std(0), 1e-8)
+        return self
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        return ((self.lda_.transform(x) - self.mean_) / self.scale_).astype(np.float32)

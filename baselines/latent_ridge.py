@@ -25,6 +25,8 @@ from baselines.shared_stages import DIFFUSION_DEFAULTS, DiffusionBaseline, neuro
 from eeg2img.datasets.base import EEGDataset
 from eeg2img.methods import register
 
+_D = DIFFUSION_DEFAULTS
+
 
 @register("latent-ridge", quick=neuroimagen_quick(DIFFUSION_DEFAULTS))
 class LatentRidge(DiffusionBaseline):
@@ -33,11 +35,13 @@ class LatentRidge(DiffusionBaseline):
     name = "latent-ridge"
 
     def __init__(self, seed: int = 0, image_size: int | None = None, n_bins: int = 10, alpha: float | None = None,
-                 caption: str = "label", sd_path: str | Path | None = None, strength: float = 0.6, steps: int = 20,
-                 guidance_scale: float = 3.0, demo_vae_steps: int = 300, demo_unet_steps: int = 800,
-                 batch_size: int = 16, device: str = "auto"):
+                 caption: str = "label", sd_path: str | Path | None = _D["sd_path"], strength: float = _D["strength"],
+                 steps: int = _D["steps"], guidance_scale: float = _D["guidance_scale"],
+                 demo_size: int = _D["demo_size"],
+                 demo_vae_steps: int = _D["demo_vae_steps"], demo_unet_steps: int = _D["demo_unet_steps"],
+                 batch_size: int = _D["batch_size"], device: str = _D["device"]):
         self._set_diffusion_params(seed, image_size, sd_path=sd_path, strength=strength, steps=steps,
-                                   guidance_scale=guidance_scale, demo_vae_steps=demo_vae_steps,
+                                   guidance_scale=guidance_scale, demo_size=demo_size, demo_vae_steps=demo_vae_steps,
                                    demo_unet_steps=demo_unet_steps, batch_size=batch_size, device=device)
         self.n_bins = check_int(self.name, "n_bins", n_bins)
         self.alpha = check_alpha(self.name, alpha)

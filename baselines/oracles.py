@@ -18,10 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from baselines._common import check_float, check_int, resize_images
-from baselines.shared_stages import DIFFUSION_DEFAULTS, DiffusionBaseline, neuroimagen_quick
+from baselines.shared_stages import DIFFUSION_DEFAULTS, SALIENCY_SIZE, DiffusionBaseline, neuroimagen_quick
 from eeg2img.datasets.base import EEGDataset
 from eeg2img.errors import UserError
 from eeg2img.methods import register
+
+_D = DIFFUSION_DEFAULTS
 
 
 def _check_unblinded(method: str, test: EEGDataset) -> None:
@@ -47,12 +49,14 @@ class CaptionOracle(DiffusionBaseline):
     name = "oracle-caption"
     is_oracle = True
 
-    def __init__(self, seed: int = 0, image_size: int | None = None, sd_path: str | Path | None = None,
-                 steps: int = 20, guidance_scale: float = 3.0, demo_vae_steps: int = 300, demo_unet_steps: int = 800,
-                 batch_size: int = 16, device: str = "auto"):
+    def __init__(self, seed: int = 0, image_size: int | None = None, sd_path: str | Path | None = _D["sd_path"],
+                 steps: int = _D["steps"], guidance_scale: float = _D["guidance_scale"],
+                 demo_size: int = _D["demo_size"], demo_vae_steps: int = _D["demo_vae_steps"],
+                 demo_unet_steps: int = _D["demo_unet_steps"], batch_size: int = _D["batch_size"],
+                 device: str = _D["device"]):
         self._set_diffusion_params(seed, image_size, sd_path=sd_path, steps=steps, guidance_scale=guidance_scale,
-                                   demo_vae_steps=demo_vae_steps, demo_unet_steps=demo_unet_steps,
-                                   batch_size=batch_size, device=device)
+                                   demo_size=demo_size, demo_vae_steps=demo_vae_steps,
+                                   demo_unet_steps=demo_unet_steps, batch_size=batch_size, device=device)
 
     def fit(self, train: EEGDataset, val: EEGDataset | None = None) -> CaptionOracle:
         self._fit_stage(train)
@@ -72,12 +76,14 @@ class SaliencyOracle(DiffusionBaseline):
     name = "oracle-saliency"
     is_oracle = True
 
-    def __init__(self, seed: int = 0, image_size: int | None = None, saliency_size: int = 32, blur_sigma: float = 1.0,
-                 sd_path: str | Path | None = None, strength: float = 0.6, steps: int = 20,
-                 guidance_scale: float = 3.0, demo_vae_steps: int = 300, demo_unet_steps: int = 800,
-                 batch_size: int = 16, device: str = "auto"):
+    def __init__(self, seed: int = 0, image_size: int | None = None, saliency_size: int = SALIENCY_SIZE,
+                 blur_sigma: float = 1.0, sd_path: str | Path | None = _D["sd_path"], strength: float = _D["strength"],
+                 steps: int = _D["steps"], guidance_scale: float = _D["guidance_scale"],
+                 demo_size: int = _D["demo_size"], demo_vae_steps: int = _D["demo_vae_steps"],
+                 demo_unet_steps: int = _D["demo_unet_steps"], batch_size: int = _D["batch_size"],
+                 device: str = _D["device"]):
         self._set_diffusion_params(seed, image_size, sd_path=sd_path, strength=strength, steps=steps,
-                                   guidance_scale=guidance_scale, demo_vae_steps=demo_vae_steps,
+                                   guidance_scale=guidance_scale, demo_size=demo_size, demo_vae_steps=demo_vae_steps,
                                    demo_unet_steps=demo_unet_steps, batch_size=batch_size, device=device)
         self.saliency_size = check_int(self.name, "saliency_size", saliency_size, minimum=2)
         self.blur_sigma = check_float(self.name, "blur_sigma", blur_sigma, low=0.0, low_open=False)

@@ -24,13 +24,15 @@ from baselines._common import (
     check_trainable,
     distinct_training_images,
     resize_images,
-    trial_images,
+    trial_image_rows,
 )
 from baselines.features import EEGFeatures
 from baselines.ridge import RidgeMap, check_alpha
 from baselines.shared_stages import ENCODER_DEFAULTS, check_encoder_params, neuroimagen_quick, shared_encoder
 from eeg2img.datasets.base import EEGDataset
 from eeg2img.methods import Method, register
+
+_E = ENCODER_DEFAULTS  # NeuroImagen's: the encoder is the one NeuroImagen trains for the fold
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:
@@ -48,7 +50,7 @@ class _Retrieval(Method):
 
     def _set_gallery(self, train: EEGDataset) -> np.ndarray:
         self.gallery_ids_, self.gallery_ = distinct_training_images(train, self.image_size)
-        return trial_images(train, self.gallery_ids_, self.gallery_)
+        return trial_image_rows(train, self.gallery_ids_)
 
     def _answer(self, scores: np.ndarray) -> np.ndarray:
         # Ties (e.g. duplicate gallery rows) go to the first-seen stimulus: argmax is deterministic.
@@ -100,8 +102,9 @@ class TripletRetrieval(_Retrieval):
 
     name = "retrieval-triplet"
 
-    def __init__(self, seed: int = 0, image_size: int | None = None, encoder: str = "lstm", embed_dim: int = 64,
-                 margin: float = 0.2, mining: str = "semihard", encoder_epochs: int = 40, device: str = "auto"):
+    def __init__(self, seed: int = 0, image_size: int | None = None, encoder: str = _E["encoder"],
+                 embed_dim: int = _E["embed_dim"], margin: float = _E["margin"], mining: str = _E["mining"],
+                 encoder_epochs: int = _E["encoder_epochs"], device: str = _E["device"]):
         self.seed = check_seed(self.name, seed)
         self.image_size = check_optional_size(self.name, "image_size", image_size, minimum=1)
         check_encoder_params(self.name, {"encoder": encoder, "embed_dim": embed_dim, "margin": margin,

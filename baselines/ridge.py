@@ -17,7 +17,7 @@ def check_alpha(method: str, alpha: float | None) -> float | None:
     if alpha is None:
         return None
     if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not np.isfinite(alpha) or alpha <= 0:
-        raise UserError(f"{method}: alpha={alpha!r} is invalid; pass a number > 0, or None to choose it by leave-one-out")
+        raise UserError(f"{method}: alpha={alpha!r} is invalid; pass a number > 0, or None to pick it by leave-one-out")
     return float(alpha)
 
 

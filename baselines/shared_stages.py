@@ -11,6 +11,7 @@ Everything that reaches into ``reconstruct`` lives here, so a change of its API 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,19 +29,29 @@ from baselines._common import (
     check_seed,
     check_trainable,
     resize_images,
+    torch_seeded,
 )
 from eeg2img.datasets.base import EEGDataset
 from eeg2img.errors import UserError
 from eeg2img.methods import Method
 
-# NeuroImagen's defaults for the shared stages: a baseline left at these shares NeuroImagen's cache entries.
-DIFFUSION_DEFAULTS: dict[str, Any] = {
-    "sd_path": None, "strength": 0.6, "steps": 20, "guidance_scale": 3.0, "demo_vae_steps": 300,
-    "demo_unet_steps": 800, "batch_size": 16, "device": "auto",
-}
-ENCODER_DEFAULTS: dict[str, Any] = {
-    "encoder": "lstm", "embed_dim": 64, "margin": 0.2, "mining": "semihard", "encoder_epochs": 40, "device": "auto",
-}
+
+def neuroimagen_defaults(keys: Sequence[str]) -> dict[str, Any]:
+    """NeuroImagen's constructor defaults for ``keys``: read from its signature, so they cannot drift apart."""
+    from reconstruct.pipeline import NeuroImagen  # light: numpy and eeg2img only
+
+    params = inspect.signature(NeuroImagen.__init__).parameters
+    return {k: params[k].default for k in keys}
+
+
+# The settings of the shared stages, defaulting to NeuroImagen's: a baseline left at these shares its cache
+# entries (the sampler settings too, so that a table compares decoders rather than samplers).
+DIFFUSION_DEFAULTS: dict[str, Any] = neuroimagen_defaults(
+    ("sd_path", "strength", "steps", "guidance_scale", "demo_size", "demo_vae_steps", "demo_unet_steps",
+     "batch_size", "device"))
+ENCODER_DEFAULTS: dict[str, Any] = neuroimagen_defaults(
+    ("encoder", "embed_dim", "margin", "mining", "encoder_epochs", "device"))
+SALIENCY_SIZE: int = neuroimagen_defaults(("saliency_size",))["saliency_size"]
 
 
 def neuroimagen_quick(keys: Sequence[str], **extra: Any) -> dict[str, Any]:
@@ -62,6 +73,7 @@ def check_diffusion_params(method: str, params: dict[str, Any]) -> None:
     check_float(method, "strength", p["strength"], low=0.0, high=1.0)
     check_int(method, "steps", p["steps"])
     check_float(method, "guidance_scale", p["guidance_scale"], low=0.0, low_open=False)
+    check_int(method, "demo_size", p["demo_size"], minimum=8)
     check_int(method, "demo_vae_steps", p["demo_vae_steps"], minimum=0)
     check_int(method, "demo_unet_steps", p["demo_unet_steps"], minimum=0)
     check_int(method, "batch_size", p["batch_size"])
@@ -89,6 +101,13 @@ def check_encoder_params(method: str, params: dict[str, Any]) -> None:
     check_device(method, params["device"])
 
 
+def diff_augment(x: torch.Tensor, policy: str, generator: torch.Generator) -> torch.Tensor:
+    """NeuroImagen's DiffAugment (colour, translation, cutout), with an explicit generator."""
+    from reconstruct.saliency_gan import diff_augment as augment
+
+    return augment(x, policy, generator)
+
+
 def _helper(method: Any, **params: Any):
     """A NeuroImagen configured like ``method``'s shared stages, pointed at the same cache dir."""
     from reconstruct.pipeline import NeuroImagen
@@ -99,40 +118,39 @@ def _helper(method: Any, **params: Any):
 
 
 def shared_encoder(method: Any, train: EEGDataset):
-    """NeuroImagen's triplet EEG encoder for this fold (trained once, cached), as a ``TripletEEGEncoder``."""
-    from dataclasses import asdict
-
-    from reconstruct._common import fingerprint
-    from reconstruct.encoder import TripletEEGEncoder
-
+    """NeuroImagen's triplet EEG encoder for this fold (trained once, cached), a ``TripletEEGEncoder``."""
     helper = _helper(method, **{k: getattr(method, k) for k in ENCODER_DEFAULTS})
-    cfg = helper.encoder_config()
-    # The key NeuroImagen.fit uses for its encoder stage (kept in step with reconstruct/pipeline.py).
-    key = fingerprint("encoder", helper._train_key(train), asdict(cfg))[:24]
-    return helper._cached(key, "encoder", TripletEEGEncoder.load,
-                          lambda: TripletEEGEncoder(cfg).fit(train.eeg, train.labels))
+    with torch_seeded(method.seed):  # the stage seeds torch globally; the caller's RNG state is restored
+        return helper.fit_encoder(train)
 
 
 class DiffusionStage:
-    """NeuroImagen's diffusion model for this fold: generation, caption embeddings and the VAE."""
+    """NeuroImagen's diffusion model for this fold: generation, caption embeddings and the VAE.
 
-    def __init__(self, method: Any, train: EEGDataset):
+    ``private=True`` gives this stage its own pipeline object (same weights, loaded separately), for a
+    method that swaps in a tuned component; otherwise the in-process pipeline NeuroImagen uses is shared.
+    """
+
+    def __init__(self, method: Any, train: EEGDataset, private: bool = False):
+        from reconstruct._common import resolve_device
         from reconstruct.diffusion import Img2ImgDiffusion
 
         # Settings a baseline does not expose (e.g. strength for text-to-image) take NeuroImagen's defaults.
         helper = _helper(method, **{k: getattr(method, k, v) for k, v in DIFFUSION_DEFAULTS.items()})
-        self.device = torch.device(helper._stage_device())
-        self.source = helper._diffusion_source(train)
-        self.diffusion = Img2ImgDiffusion(self.source, helper.diffusion_config())
-        self._embedder = None
+        self.device = resolve_device(helper.device)
+        with torch_seeded(method.seed):  # training the demo model seeds torch globally; restore the caller's
+            shared = helper.diffusion_for(train)
+        self.source = shared.source
+        self.private = private
+        self.diffusion = Img2ImgDiffusion(shared.source, helper.diffusion_config()) if private else shared
+        self._helper, self._shared = helper, shared
         self._embed_cache: dict[str, np.ndarray] = {}
 
     # --- captions ------------------------------------------------------------------------------------
     @property
     def embedder(self):
-        if self._embedder is None:
-            self._embedder = self.diffusion.caption_embedder(device=self.device)
-        return self._embedder
+        """The tokenizer + text encoder of the shared model's directory (memoised by NeuroImagen)."""
+        return self._helper.caption_embedder_for(self._shared)
 
     def embed(self, captions: Sequence[str]) -> np.ndarray:
         """``(N, L, D)`` prompt embeddings; each distinct caption is encoded once."""
@@ -199,7 +217,9 @@ class DiffusionStage:
         return self.diffusion.generate(prompt_embeds, init_images, negative, seeds)
 
     def with_unet(self, unet) -> None:
-        """Generate with ``unet`` (a tuned copy) instead of the shared one, in this stage object only."""
+        """Generate with ``unet`` (a tuned copy) instead of the shared one; needs a ``private`` stage."""
+        if not self.private:
+            raise RuntimeError("with_unet() on a shared diffusion stage would change it for every method")
         diffusion = self.diffusion.load()
         for pipe in (diffusion.pipeline, diffusion._txt2img):
             pipe.register_modules(unet=unet)
@@ -215,11 +235,11 @@ class DiffusionBaseline(Method):
         for k, v in params.items():
             setattr(self, k, v)
 
-    def _fit_stage(self, train: EEGDataset) -> DiffusionStage:
+    def _fit_stage(self, train: EEGDataset, private: bool = False) -> DiffusionStage:
         check_trainable(self.name, train)
         self.out_size_ = int(train.load_images(train.unique_image_ids()[:1], size=self.image_size).shape[1])
         self.eeg_shape_ = train.eeg.shape[1:]
-        self.stage_ = DiffusionStage(self, train)
+        self.stage_ = DiffusionStage(self, train, private=private)
         return self.stage_
 
     def _check_fitted(self) -> DiffusionStage:

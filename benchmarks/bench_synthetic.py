@@ -21,5 +21,6 @@ def test_generate_synthetic(latency, tmp_path, size):
     from eeg2img.datasets.synthetic import generate_synthetic
 
     trials = size["subjects"] * size["classes"] * size["images_per_class"]
-    latency(lambda: generate_synthetic(tmp_path / "synth", progress=False, **size), items=trials, rounds=1,
-            warmup_rounds=0)
+    latency(
+        lambda: generate_synthetic(tmp_path / "synth", progress=False, **size), items=trials, rounds=1, warmup_rounds=0
+    )

@@ -45,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--image-size", type=_positive, default=64)
     synth.add_argument("--block-drift", type=float, default=0.0, help="strength of the block-design confound (0 = off)")
+    synth.add_argument("--signal-strength", type=float, default=1.0, help="scale of the stimulus-driven EEG signal")
+    synth.add_argument("--n-channels", type=_positive, default=128)
+    synth.add_argument("--n-samples", type=_positive, default=500, help="samples per segment before the 20:460 window")
+    synth.add_argument("--no-progress", action="store_true")
     info = data_sub.add_parser("info", help="summarise an EEG-CVPR40 .pth or a THINGS-EEG2 folder")
     info.add_argument("path", type=Path)
     info.add_argument("--json", action="store_true")
@@ -107,7 +111,8 @@ def _dispatch(args) -> int:
 
         path = generate_synthetic(
             args.out, subjects=args.subjects, classes=args.classes, images_per_class=args.images_per_class,
-            seed=args.seed, image_size=args.image_size, block_drift=args.block_drift,
+            seed=args.seed, image_size=args.image_size, block_drift=args.block_drift, n_channels=args.n_channels,
+            n_samples=args.n_samples, signal_strength=args.signal_strength, progress=not args.no_progress,
         )
         print(path)
         return 0

@@ -8,7 +8,6 @@ skipped and the dataset is reused.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,21 +32,11 @@ QUICK = DemoScale(subjects=2, classes=5, images_per_class=6, image_size=32)
 
 
 def demo_dataset(out: Path, scale: DemoScale, seed: int) -> Path:
-    """Generate the demo's synthetic set once; reuse it when the same parameters were used before."""
-    from eeg2img.datasets.synthetic import generate_synthetic
+    """Generate the demo's synthetic set once; reuse it while the parameters are the same."""
+    from eeg2img.datasets.synthetic import ensure_synthetic
 
-    data_dir = out / "data"
-    params = {"subjects": scale.subjects, "classes": scale.classes, "images_per_class": scale.images_per_class,
-              "seed": seed, "image_size": scale.image_size}
-    stamp = data_dir / "demo_params.json"
-    eeg = data_dir / "eeg_synth.pth"
-    if eeg.is_file() and stamp.is_file() and json.loads(stamp.read_text()) == params:
-        return eeg
-    path = generate_synthetic(data_dir, **params)
-    from eeg2img.atomic import write_json
-
-    write_json(stamp, params)
-    return path
+    return ensure_synthetic(out / "data", subjects=scale.subjects, classes=scale.classes,
+                            images_per_class=scale.images_per_class, seed=seed, image_size=scale.image_size)
 
 
 def demo_config(dataset_path: Path, scale: DemoScale, quick: bool):

@@ -10,6 +10,7 @@ this process, in a process pool across folds, or (next) on a Ray cluster.
 from __future__ import annotations
 
 import functools
+import os
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -27,7 +28,6 @@ from eeg2img.methods import build_method
 from eeg2img.provenance import config_hash, provenance
 from eeg2img.runstore import RESULT_COLUMNS, CellKey, RunStore
 from eeg2img.splits import Fold, make_folds
-
 
 # Backbones trained or drawn by the project rather than the field's official weights: every number
 # they produce is labelled as computed with a substitute.
@@ -83,8 +83,11 @@ def _folds(path: str, options: tuple, protocol: str, seed: int, split_options: t
     return {f.name: f for f in make_folds(_load(path, options), protocol, seed, **dict(split_options))}
 
 
-def run_fold_job(job: FoldJob) -> list[CellOutcome]:
-    """Run (or skip, when finished) every cell of one fold; results land only in the run store."""
+def run_fold_job(job: FoldJob, on_cell: Callable[[CellOutcome], None] | None = None) -> list[CellOutcome]:
+    """Run (or skip, when finished) every cell of one fold; results land only in the run store.
+
+    ``on_cell`` is called after each cell (in-process progress reporting).
+    """
     dataset = _load(job.dataset_path, job.dataset_options)
     fold = _folds(job.dataset_path, job.dataset_options, job.protocol, job.seed, job.split_options)[job.fold]
     store = RunStore(job.runs_dir)
@@ -92,11 +95,12 @@ def run_fold_job(job: FoldJob) -> list[CellOutcome]:
     for spec in job.methods:
         key = job.cell_key(dataset.name, spec)
         start = time.perf_counter()
-        if store.is_done(key):
-            outcomes.append(CellOutcome(spec.name, job.fold, job.protocol, True, 0.0))
-            continue
-        run_cell(store, key, dataset, fold, spec, job)
-        outcomes.append(CellOutcome(spec.name, job.fold, job.protocol, False, time.perf_counter() - start))
+        skipped = store.is_done(key)
+        if not skipped:
+            run_cell(store, key, dataset, fold, spec, job)
+        outcomes.append(CellOutcome(spec.name, job.fold, job.protocol, skipped, time.perf_counter() - start))
+        if on_cell is not None:
+            on_cell(outcomes[-1])
     return outcomes
 
 
@@ -221,10 +225,11 @@ def plan(config: GridConfig, runs_dir: str | Path) -> list[FoldJob]:
 
 
 class InlineExecutor:
-    """Runs jobs one after another in this process."""
+    """Runs jobs one after another in this process, reporting every cell as it finishes."""
 
-    def map(self, fn: Callable, jobs: Iterable) -> Iterator:
-        return map(fn, jobs)
+    def map(self, fn: Callable, jobs: Iterable, on_cell: Callable | None = None) -> Iterator:
+        for job in jobs:
+            yield fn(job, on_cell)
 
 
 class ProcessExecutor:
@@ -233,14 +238,27 @@ class ProcessExecutor:
     def __init__(self, workers: int):
         self.workers = workers
 
-    def map(self, fn: Callable, jobs: Iterable) -> Iterator:
-        pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=get_context("spawn"))
+    def map(self, fn: Callable, jobs: Iterable, on_cell: Callable | None = None) -> Iterator:
+        # Progress crosses the process boundary once per fold, with the fold's outcomes.
+        threads = max(1, (os.cpu_count() or 1) // self.workers)
+        pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=get_context("spawn"),
+                                   initializer=_limit_threads, initargs=(threads,))
         try:
             futures = [pool.submit(fn, job) for job in jobs]
             for f in futures:
-                yield f.result()
+                outcomes = f.result()
+                for o in outcomes if on_cell else ():
+                    on_cell(o)
+                yield outcomes
         finally:
             pool.shutdown(cancel_futures=True)
+
+
+def _limit_threads(n: int) -> None:
+    # Workers share the cores: torch's default (all cores per process) oversubscribes them badly.
+    import torch
+
+    torch.set_num_threads(n)
 
 
 def make_executor(name: str, workers: int = 1):
@@ -255,11 +273,14 @@ def run_grid(config: GridConfig, runs_dir: str | Path, executor=None, progress: 
     executor = executor or make_executor(config.executor, config.workers)
     n_cells = sum(len(j.methods) for j in jobs)
     with tqdm(total=n_cells, desc="grid", unit="cell", disable=not progress) as bar:
-        for outcomes in executor.map(run_fold_job, jobs):
-            for o in outcomes:
-                status = "skip" if o.skipped else f"{o.seconds:.1f}s"
-                bar.set_postfix_str(f"{o.protocol}/{o.fold}/{o.method} {status}")
-                bar.update(1)
+
+        def tick(o: CellOutcome) -> None:
+            status = "skip" if o.skipped else f"{o.seconds:.1f}s"
+            bar.set_postfix_str(f"{o.protocol}/{o.fold}/{o.method} {status}")
+            bar.update(1)
+
+        for _ in executor.map(run_fold_job, jobs, tick):
+            pass
     return RunStore(runs_dir).write_results()
 
 

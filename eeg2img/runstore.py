@@ -65,6 +65,9 @@ class RunStore:
     def start(self, key: CellKey, params: dict, is_oracle: bool, provenance: dict) -> Path:
         d = self.cell_dir(key)
         (d / "recon").mkdir(parents=True, exist_ok=True)
+        # A run killed mid-write leaves its temp files behind; the cell is being redone, so drop them.
+        for stale in [*d.glob(".*.tmp"), *(d / "recon").glob(".*.tmp")]:
+            stale.unlink(missing_ok=True)
         write_json(d / "cell.json", {**asdict(key), "params": params, "is_oracle": bool(is_oracle)})
         write_json(d / "provenance.json", provenance)
         return d

@@ -38,7 +38,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     p.add_argument("--json", type=Path, help="write the results (values, 95%% CIs, provenance) to this file")
     p.add_argument("--backbone", default=None,
                    help="comma-separated backbones for the model-based metrics: inception-tf, alexnet, classifier, "
-                        "synth-cnn (default: the official ones each metric needs)")
+                        "synth-cnn, or none (default: the official ones each metric needs)")
     p.add_argument("--dataset", type=Path, help="dataset whose stimuli train the synth-cnn backbone")
     p.add_argument("--inception-weights", type=Path,
                    help="inception-2015-12-05.pt (clean-fid) or weights-inception-2015-12-05-6726825d.pth")
@@ -153,8 +153,8 @@ def build_backbones(args: argparse.Namespace, metrics: list[str]) -> list:
     from metrics.backbones.inception import build_inception
 
     model_metrics = [m for m in metrics if m not in ("ssim", "pixcorr", "clip")]
-    if args.backbone:
-        names = [n.strip() for n in args.backbone.split(",") if n.strip()]
+    if args.backbone is not None:  # explicit, possibly empty ("" or "none": only --proxy-backbone / CLIP)
+        names = [n.strip() for n in args.backbone.split(",") if n.strip() and n.strip() != "none"]
     else:
         names = []
         if set(model_metrics) & {"fid", "kid", "is", "nway"}:

@@ -76,6 +76,8 @@ class EvaluationReport:
     provenance: dict
     extras: dict[str, dict] = field(default_factory=dict)  # name -> {"std": ...} for KID / IS
     warnings: list[str] = field(default_factory=list)
+    # backbone name -> {"pred": outputs, "ref": outputs}: the features every metric was computed from
+    outputs: dict[str, dict[str, dict[str, np.ndarray]]] = field(default_factory=dict, repr=False)
 
     def to_json(self) -> dict:
         metrics = {}
@@ -170,6 +172,11 @@ class MetricsEngine:
             if not isinstance(b, Backbone):
                 raise UserError(f"backbone {b!r}: not a Backbone; pass instances or registry names")
             out.append(b)
+        names = [b.name for b in out]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise UserError(f"backbone {dup[0]}: given twice; metric names <metric>@<backbone> must be unique, "
+                            "so pass each backbone once")
         for m in sorted(wanted):
             if not self._serving(m, out):
                 given = ", ".join(b.name for b in out) or "none"
@@ -216,7 +223,7 @@ class MetricsEngine:
         # Warnings that qualify a number (small-sample FID, constant images) go into the report too.
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            outputs = self._extract(pred, ref)
+            outputs, ref_hash = self._extract(pred, ref)
             state = _Collector(n, trial_ids, subjects)
             for m in self.metrics:
                 getattr(self, f"_metric_{m}")(state, pred, ref, outputs, captions)
@@ -224,14 +231,16 @@ class MetricsEngine:
         for w in relevant:  # re-emit so that callers still see them
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         messages = list(dict.fromkeys(str(w.message) for w in relevant))
-        return state.report(self._provenance(ref, outputs), messages)
+        report = state.report(self._provenance(ref_hash), messages)
+        report.outputs = {b.name: outputs[id(b)] for b in self._used_backbones()}
+        return report
 
-    def _extract(self, pred: np.ndarray, ref: np.ndarray) -> dict[int, dict[str, dict[str, np.ndarray]]]:
+    def _extract(self, pred: np.ndarray, ref: np.ndarray) -> tuple[dict[int, dict], str | None]:
         """``{id(backbone): {"pred": outputs, "ref": outputs}}`` — one pass per backbone per image set."""
-        ref_hash = image_set_hash(ref)
-        self._ref_hash = ref_hash
+        used = self._used_backbones()
+        ref_hash = image_set_hash(ref) if used else None
         out = {}
-        for b in self._used_backbones():
+        for b in used:
             fp = b.fingerprint()
             ref_out = self.cache.get(fp, ref_hash)
             if ref_out is None:
@@ -239,17 +248,18 @@ class MetricsEngine:
                 self.cache.put(fp, ref_hash, ref_out)
             pred_out = b.extract(pred, desc=f"{b.name} (pred)")
             out[id(b)] = {"pred": pred_out, "ref": ref_out}
-        return out
+        return out, ref_hash
 
-    def _provenance(self, ref: np.ndarray, outputs: dict) -> dict:
+    def _provenance(self, ref_hash: str | None) -> dict:
         from eeg2img.provenance import device_description, package_versions
 
         used = self._used_backbones()
         return {
             "backbones": {b.name: b.provenance() for b in used},
             "weights_sha256": {b.name: b.weights_sha256 for b in used},
-            "resize": {b.name: b.resize for b in used if hasattr(b, "resize")} or self.resize,
-            "ref_image_set_sha256": getattr(self, "_ref_hash", None),
+            "resize": {b.name: b.resize for b in used if hasattr(b, "resize")},
+            "default_resize": self.resize,
+            "ref_image_set_sha256": ref_hash,
             "feature_cache": {"dir": str(self.cache.root), "hits": self.cache.hits, "misses": self.cache.misses},
             "seed": self.seed,
             "packages": package_versions(),

@@ -42,8 +42,13 @@ _LAZY = {
     "cached_tiny_sd": "reconstruct.tiny_sd",
 }
 
-__all__ = sorted([*_LAZY, "NeuroImagen", "NeuroImagenBlip", "NeuroImagenBlipSaliency", "NeuroImagenLabel",
-                  "NeuroImagenSaliency"])
+__all__ = [
+    "CaptionEmbedder", "DiffusionConfig", "EncoderConfig", "Img2ImgDiffusion", "NeuroImagen", "NeuroImagenBlip",
+    "NeuroImagenBlipSaliency", "NeuroImagenLabel", "NeuroImagenSaliency", "SaliencyGAN", "SaliencyGANConfig",
+    "TextEmbeddingRegressor", "TextRegressorConfig", "TinySDConfig", "TripletEEGEncoder", "build_clip_tokenizer",
+    "cached_tiny_sd", "check_sd_directory", "diff_augment", "ssim_torch", "train_tiny_sd", "triplet_batch_all_loss",
+    "triplet_semihard_loss",
+]
 
 
 def __getattr__(name: str):

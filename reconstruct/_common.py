@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,6 +30,37 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+@contextmanager
+def cpu_threads(device: torch.device | str) -> Iterator[None]:
+    """Run the demo-scale models with ``$EEG2IMG_TORCH_THREADS`` intra-op threads (default 1) on CPU.
+
+    Their operations are so small that thread start-up and synchronisation cost more than they save,
+    and on a shared machine a descheduled worker stalls every op: one thread was ~10× faster than
+    two on the 2-core test machine. 0 keeps torch's setting. The previous setting is restored.
+    """
+    wanted = int(os.environ.get("EEG2IMG_TORCH_THREADS", "1") or 0)
+    previous = torch.get_num_threads()
+    if torch.device(device).type != "cpu" or wanted <= 0 or wanted == previous:
+        yield
+        return
+    torch.set_num_threads(wanted)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def on_config_device_threads(method):
+    """Decorator: run an estimator method under :func:`cpu_threads` for ``self.config.device``."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with cpu_threads(resolve_device(self.config.device)):
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 def make_config(cls: type[C], config: C | dict | None, overrides: dict[str, Any]) -> C:

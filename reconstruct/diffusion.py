@@ -14,7 +14,10 @@ lands in, nor on the device (noise is drawn on the CPU and moved).
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,16 +27,25 @@ import torch
 from tqdm.auto import tqdm
 
 from eeg2img.errors import UserError, WeightsNotFoundError
-from reconstruct._common import batches, check_finite, images_to_tensor, make_config, resolve_device, seeded_generator
+from reconstruct._common import (
+    batches,
+    check_finite,
+    cpu_threads,
+    images_to_tensor,
+    make_config,
+    resolve_device,
+    seeded_generator,
+)
 
 REQUIRED_SUBFOLDERS = ("unet", "vae", "scheduler")
+SMALL_UNET_PARAMS = 50_000_000  # SD 1.x's U-Net has 860M
 
 
 @dataclass
 class DiffusionConfig:
     strength: float = 0.6  # img2img: fraction of the schedule that is re-noised and denoised
-    steps: int = 25  # runs int(steps * strength) denoising steps with an init image
-    guidance_scale: float = 3.0
+    steps: int = 20  # runs int(steps * strength) denoising steps with an init image
+    guidance_scale: float = 7.5
     batch_size: int = 16
     device: str = "auto"
     dtype: str = "auto"  # "auto" = fp16 on CUDA, fp32 on CPU; or "float32" / "float16" / "bfloat16"
@@ -105,10 +117,13 @@ class Img2ImgDiffusion:
 
         local = isinstance(self.source, Path)
         try:
-            pipe = StableDiffusionImg2ImgPipeline.from_pretrained(
-                str(self.source), text_encoder=None, tokenizer=None, safety_checker=None, feature_extractor=None,
-                requires_safety_checker=False, torch_dtype=self.dtype, local_files_only=local,
-            )
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*torch_dtype.*deprecated", category=FutureWarning)
+                pipe = StableDiffusionImg2ImgPipeline.from_pretrained(
+                    str(self.source), text_encoder=None, tokenizer=None, safety_checker=None, feature_extractor=None,
+                    requires_safety_checker=False, torch_dtype=self.dtype, local_files_only=local,
+                    low_cpu_mem_usage=importlib.util.find_spec("accelerate") is not None,
+                )
         except (OSError, ValueError) as err:
             raise WeightsNotFoundError(
                 f"{self.source}: cannot load Stable Diffusion ({str(err).splitlines()[0][:160]}); it needs "
@@ -182,12 +197,20 @@ class Img2ImgDiffusion:
         if n == 0:
             return np.zeros((0, size, size, 3), np.uint8)
         guidance = cfg.guidance_scale if neg is not None else 1.0
+        # demo-scale models are tiny: single-threaded CPU is faster for them (see cpu_threads)
+        small = sum(p.numel() for p in self.pipeline.unet.parameters()) < SMALL_UNET_PARAMS
+        with cpu_threads(self.device) if small else contextlib.nullcontext():
+            return self._generate(embeds, init, neg, seeds, guidance, progress)
+
+    def _generate(self, embeds, init, neg, seeds, guidance, progress) -> np.ndarray:
+        cfg = self.config
+        n, size = len(embeds), self.image_size
         out = []
         for s in tqdm(list(batches(n, cfg.batch_size)), desc="diffusion", disable=None if progress is None else not progress,
                       leave=False):
             kwargs = dict(
                 prompt_embeds=torch.from_numpy(np.ascontiguousarray(embeds[s])).to(self.device, self.dtype),
-                negative_prompt_embeds=None if neg is None else torch.from_numpy(np.ascontiguousarray(neg[s])).to(
+                negative_prompt_embeds=None if neg is None else torch.from_numpy(np.array(neg[s])).to(
                     self.device, self.dtype),
                 num_inference_steps=cfg.steps, guidance_scale=guidance, eta=cfg.eta,
                 generator=[seeded_generator(seed) for seed in seeds[s]], output_type="np",

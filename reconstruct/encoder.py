@@ -26,6 +26,7 @@ from reconstruct._common import (
     check_eeg,
     load_component,
     make_config,
+    on_config_device_threads,
     resolve_device,
     save_component,
 )
@@ -37,7 +38,7 @@ class EncoderConfig:
     embed_dim: int = 64
     hidden_size: int = 128
     num_layers: int = 1
-    downsample: int = 20  # temporal average pooling before the backbone (1 kHz EEG is oversampled)
+    downsample: int = 10  # temporal average pooling before the backbone (1 kHz EEG is oversampled)
     margin: float = 0.2
     mining: str = "semihard"  # "semihard" | "batch-all"
     epochs: int = 80
@@ -181,6 +182,7 @@ class TripletEEGEncoder:
         self.n_channels_, self.n_samples_ = int(n_channels), int(n_samples)
         return EEGEmbedding(n_channels, n_samples, self.config)
 
+    @on_config_device_threads
     def fit(self, eeg: np.ndarray, labels: np.ndarray) -> TripletEEGEncoder:
         cfg = self.config
         eeg = check_eeg(eeg)
@@ -225,6 +227,7 @@ class TripletEEGEncoder:
         """Differentiable embedding of a tensor batch (for joint training by other stages)."""
         return self._check_fitted()(eeg)
 
+    @on_config_device_threads
     @torch.no_grad()
     def encode(self, eeg: np.ndarray, batch_size: int = 256) -> np.ndarray:
         module = self._check_fitted()

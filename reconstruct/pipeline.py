@@ -59,7 +59,25 @@ def clear_memo() -> None:
 
 
 class NeuroImagen(Method):
-    """EEG → (saliency map, caption embedding) → Stable Diffusion img2img (Lan et al. 2023)."""
+    """EEG → (saliency map, caption embedding) → Stable Diffusion img2img (Lan et al. 2023).
+
+    Parameters (all keyword-only; they are the configuration ``get_params`` reports):
+
+    - ``encoder`` ("lstm" = Brain2Image LSTM, the paper's; "eegnet"), ``embed_dim``, ``margin`` (β),
+      ``mining`` ("semihard" | "batch-all"), ``encoder_epochs``: stage 1, the triplet encoder f_θ.
+    - ``alpha_adv``, ``alpha_ms``, ``alpha_ssim`` (α1..α3), ``gan_epochs``, ``saliency_size``:
+      stage 2, the saliency GAN. The map is upsampled to the diffusion resolution as init image.
+    - ``caption`` ("label": "an image of a <class>" | "blip": ``dataset.captions()`` | "none":
+      the empty caption, i.e. no semantic decoding), ``regressor_epochs``: stage 3.
+    - ``use_saliency``: img2img from the saliency map (True) or text-to-image from noise (False).
+    - ``strength``, ``steps``, ``guidance_scale``, ``batch_size``: stage 4 (img2img runs
+      ``int(steps * strength)`` denoising steps; guidance against the empty-caption embedding).
+    - ``sd_path``: a diffusers SD 1.x directory (or hub id when online); None = demo scale, a tiny
+      model trained here on the training stimuli at ``demo_size`` px for ``demo_vae_steps`` /
+      ``demo_unet_steps`` steps, cached per training image set.
+    - ``image_size``: size of the returned images (None = the diffusion model's native size).
+    - ``device`` ("auto" = CUDA when present), ``seed``, ``use_cache`` (disk cache of the stages).
+    """
 
     name = "neuroimagen"
     is_oracle = False
@@ -82,11 +100,12 @@ class NeuroImagen(Method):
         regressor_epochs: int = 150,
         strength: float = 0.6,
         steps: int = 20,
-        guidance_scale: float = 3.0,
+        guidance_scale: float = 7.5,
         image_size: int | None = None,
         sd_path: str | None = None,
-        demo_vae_steps: int = 300,
-        demo_unet_steps: int = 800,
+        demo_size: int = 32,
+        demo_vae_steps: int = 400,
+        demo_unet_steps: int = 600,
         batch_size: int = 16,
         device: str = "auto",
         seed: int = 0,
@@ -110,6 +129,7 @@ class NeuroImagen(Method):
         self.guidance_scale = guidance_scale
         self.image_size = image_size
         self.sd_path = sd_path
+        self.demo_size = demo_size
         self.demo_vae_steps = demo_vae_steps
         self.demo_unet_steps = demo_unet_steps
         self.batch_size = batch_size
@@ -154,7 +174,7 @@ class NeuroImagen(Method):
     def tiny_sd_config(self):
         from reconstruct.tiny_sd import TinySDConfig
 
-        return TinySDConfig(image_size=self.image_size or 32, vae_steps=self.demo_vae_steps,
+        return TinySDConfig(image_size=self.demo_size, vae_steps=self.demo_vae_steps,
                             unet_steps=self.demo_unet_steps, seed=self.seed, device=self._stage_device())
 
     # --- fitting ----------------------------------------------------------------------------------------
@@ -203,20 +223,53 @@ class NeuroImagen(Method):
         return fingerprint(train.fingerprint, train.name, [str(t) for t in train.trial_ids], train.eeg.shape,
                            np.asarray(train.labels))
 
-    def fit(self, train: EEGDataset, val: EEGDataset | None = None) -> NeuroImagen:
+    # --- shared stages (public: baselines reuse them, and get the same cache entries) ------------------
+    def _encoder_key(self, train: EEGDataset) -> str:
+        from reconstruct._common import fingerprint
+
+        return fingerprint("encoder", self._train_key(train), asdict(self.encoder_config()))[:24]
+
+    def fit_encoder(self, train: EEGDataset):
+        """Stage 1 for this training set: a fitted :class:`TripletEEGEncoder` (cached)."""
+        from reconstruct.encoder import TripletEEGEncoder
+
+        _check_trainable(train)
+        cfg = self.encoder_config()
+        return self._cached(self._encoder_key(train), "encoder", TripletEEGEncoder.load,
+                            lambda: TripletEEGEncoder(cfg).fit(train.eeg, train.labels))
+
+    def diffusion_for(self, train: EEGDataset):
+        """Stage 4: the :class:`Img2ImgDiffusion` this configuration uses (demo model trained if needed)."""
         from reconstruct._common import fingerprint
         from reconstruct.diffusion import Img2ImgDiffusion
-        from reconstruct.encoder import TripletEEGEncoder
+
+        _check_trainable(train)
+        source = self._diffusion_source(train)
+        cfg = self.diffusion_config()
+        key = "diffusion:" + fingerprint(str(source), asdict(cfg))
+        diffusion = _memo_get(key)
+        if diffusion is None:
+            diffusion = Img2ImgDiffusion(source, cfg)
+            _memo_put(key, diffusion)
+        return diffusion
+
+    def caption_embedder_for(self, diffusion):
+        """The tokenizer + text encoder of ``diffusion``'s directory (memoised in-process)."""
+        key = f"embedder:{diffusion.source}:{self._stage_device()}"
+        embedder = _memo_get(key)
+        if embedder is None:
+            embedder = diffusion.caption_embedder(device=self._stage_device())
+            _memo_put(key, embedder)
+        return embedder
+
+    def fit(self, train: EEGDataset, val: EEGDataset | None = None) -> NeuroImagen:
+        from reconstruct._common import fingerprint
         from reconstruct.saliency_gan import SaliencyGAN
         from reconstruct.text_regressor import TextEmbeddingRegressor
 
-        if len(train) == 0:
-            raise UserError(f"{train.name}: empty training set; check the split")
-        data_key = self._train_key(train)
-        enc_cfg = self.encoder_config()
-        enc_key = fingerprint("encoder", data_key, asdict(enc_cfg))[:24]
-        self.encoder_ = self._cached(enc_key, "encoder", TripletEEGEncoder.load,
-                                     lambda: TripletEEGEncoder(enc_cfg).fit(train.eeg, train.labels))
+        _check_trainable(train)
+        enc_key = self._encoder_key(train)
+        self.encoder_ = self.fit_encoder(train)
         feats = self.encoder_.encode(train.eeg)
 
         self.gan_ = None
@@ -230,13 +283,9 @@ class NeuroImagen(Method):
 
             self.gan_ = self._cached(gan_key, "gan", SaliencyGAN.load, train_gan)
 
-        self.sd_source_ = self._diffusion_source(train)
-        self.diffusion_ = Img2ImgDiffusion(self.sd_source_, self.diffusion_config())
-        embedder_key = "embedder:" + str(self.sd_source_)
-        embedder = _memo_get(embedder_key)
-        if embedder is None:
-            embedder = self.diffusion_.caption_embedder(device=self._stage_device())
-            _memo_put(embedder_key, embedder)
+        self.diffusion_ = self.diffusion_for(train)
+        self.sd_source_ = self.diffusion_.source
+        embedder = self.caption_embedder_for(self.diffusion_)
         self.uncond_embeds_ = embedder.unconditional()
 
         self.regressor_ = None
@@ -276,9 +325,10 @@ class NeuroImagen(Method):
         self._check_fitted()
         if self.gan_ is None:
             raise UserError(f"{self.name}: this variant has no saliency stage (use_saliency=False)")
-        return self.gan_.generate(self.encoder_.encode(test.eeg), self._seeds(test))
+        return self.gan_.generate(self.encoder_.encode(test.eeg), self.trial_seeds(test))
 
-    def _seeds(self, test: EEGDataset) -> list[int]:
+    def trial_seeds(self, test: EEGDataset) -> list[int]:
+        """One seed per trial from (seed, trial_id): the noise of a trial never depends on its batch."""
         from reconstruct._common import trial_seed
 
         return [trial_seed(self.seed, str(t)) for t in test.trial_ids]
@@ -286,7 +336,7 @@ class NeuroImagen(Method):
     def reconstruct(self, test: EEGDataset) -> np.ndarray:
         self._check_fitted()
         feats = self.encoder_.encode(test.eeg)
-        seeds = self._seeds(test)
+        seeds = self.trial_seeds(test)
         init = self.gan_.generate(feats, seeds) if self.gan_ is not None else None
         uncond = self.uncond_embeds_
         if self.regressor_ is not None:
@@ -356,6 +406,13 @@ class NeuroImagen(Method):
         return method
 
 
+def _check_trainable(train: EEGDataset) -> None:
+    if len(train) == 0:
+        raise UserError(f"{train.name}: empty training set; check the split")
+    if train.blinded:
+        raise UserError(f"{train.name}: training data is a blinded (test) view; pass the training subset")
+
+
 def _resize(images: np.ndarray, size: int | None) -> np.ndarray:
     if size is None or images.shape[1] == size:
         return images
@@ -365,6 +422,11 @@ def _resize(images: np.ndarray, size: int | None) -> np.ndarray:
 
 
 # --- the Table-3 ablations as registered variants -------------------------------------------------------
+# Settings for ``eeg2img demo --quick``: every stage shorter, the demo diffusion model smaller.
+QUICK_PARAMS = {"encoder_epochs": 40, "gan_epochs": 40, "regressor_epochs": 80, "steps": 10,
+                "demo_vae_steps": 250, "demo_unet_steps": 300}
+
+
 def _variant(name: str, class_name: str, doc: str, **defaults) -> type[NeuroImagen]:
     """A subclass whose constructor has other defaults (and an honest signature for get_params)."""
     base = inspect.signature(NeuroImagen.__init__)
@@ -376,10 +438,10 @@ def _variant(name: str, class_name: str, doc: str, **defaults) -> type[NeuroImag
     __init__.__signature__ = base.replace(parameters=params)
     cls = type(class_name, (NeuroImagen,), {"name": name, "__init__": __init__, "__doc__": doc,
                                              "__module__": __name__})
-    return register(name)(cls)
+    return register(name, quick=QUICK_PARAMS)(cls)
 
 
-register("neuroimagen")(NeuroImagen)
+register("neuroimagen", quick=QUICK_PARAMS)(NeuroImagen)
 NeuroImagenSaliency = _variant(
     "neuroimagen-saliency", "NeuroImagenSaliency",
     "Ablation 'saliency only': the saliency map through img2img with the empty-caption embedding.",

@@ -33,6 +33,7 @@ from reconstruct._common import (
     images_to_tensor,
     load_component,
     make_config,
+    on_config_device_threads,
     resolve_device,
     save_component,
     seeded_generator,
@@ -208,6 +209,7 @@ class SaliencyGAN:
         self.feat_dim_: int | None = None
         self.history_: dict[str, list[float]] = {}
 
+    @on_config_device_threads
     def fit(self, features: np.ndarray, images: np.ndarray) -> SaliencyGAN:
         cfg = self.config
         feats = torch.from_numpy(check_finite("features", features))
@@ -270,6 +272,7 @@ class SaliencyGAN:
             raise UserError("SaliencyGAN: not fitted; call fit() or load() first")
         return self.generator_
 
+    @on_config_device_threads
     @torch.no_grad()
     def generate_tensor(self, features: np.ndarray, seeds: Sequence[int] | None = None) -> torch.Tensor:
         """Saliency maps as float ``(N, 3, s, s)`` in [-1, 1]; one noise vector per seed (default 0..N-1)."""

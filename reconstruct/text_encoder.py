@@ -115,21 +115,55 @@ def _apply_bpe(token: str, ranks: dict[tuple[str, str], int]) -> set[tuple[str, 
     return used
 
 
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2/CLIP's reversible byte → printable-character table."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, map(chr, cs)))
+
+
+# CLIP's pre-tokenisation (open_clip's SimpleTokenizer, HF's CLIPTokenizer)
+_PRETOKEN = r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
+
+
+def clip_bpe_merges() -> list[tuple[str, str]]:
+    """The 48,894 merges of CLIP's BPE, read from the file open_clip ships (without importing open_clip)."""
+    import gzip
+    import importlib.util
+
+    spec = importlib.util.find_spec("open_clip")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError("open_clip is not installed; it ships the CLIP BPE vocabulary: pip install open_clip_torch")
+    path = Path(next(iter(spec.submodule_search_locations))) / "bpe_simple_vocab_16e6.txt.gz"
+    if not path.is_file():
+        raise UserError(f"{path}: CLIP BPE vocabulary missing from open_clip; reinstall open_clip_torch")
+    lines = gzip.open(path).read().decode("utf-8").split("\n")[1:49152 - 256 - 2 + 1]
+    return [tuple(line.split()) for line in lines]
+
+
 def build_clip_tokenizer(captions: Iterable[str], model_max_length: int = 77):
     """A ``transformers.CLIPTokenizer`` over the CLIP BPE, restricted to what ``captions`` need.
 
     Words outside the captions still tokenise (down to byte-level symbols, all of which are kept).
     """
-    from open_clip.tokenizer import SimpleTokenizer, bytes_to_unicode
+    import regex
     from transformers import CLIPTokenizer
 
-    full = SimpleTokenizer()
+    ranks = {m: i for i, m in enumerate(clip_bpe_merges())}
+    byte_encoder = _bytes_to_unicode()
+    pattern = regex.compile(_PRETOKEN, regex.IGNORECASE)
     used: set[tuple[str, str]] = set()
     for caption in captions:
-        for piece in full.pat.findall(full.clean_fn(caption)):
-            used |= _apply_bpe("".join(full.byte_encoder[b] for b in piece.encode("utf-8")), full.bpe_ranks)
-    merges = sorted(used, key=full.bpe_ranks.__getitem__)
-    symbols = list(bytes_to_unicode().values())
+        for piece in pattern.findall(" ".join(caption.split()).lower()):
+            used |= _apply_bpe("".join(byte_encoder[b] for b in piece.encode("utf-8")), ranks)
+    merges = sorted(used, key=ranks.__getitem__)
+    symbols = list(byte_encoder.values())
     vocab_list = symbols + [s + "</w>" for s in symbols]
     seen = set(vocab_list)
     for a, b in merges:

@@ -21,7 +21,15 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from eeg2img.errors import UserError
-from reconstruct._common import batches, check_finite, load_component, make_config, resolve_device, save_component
+from reconstruct._common import (
+    batches,
+    check_finite,
+    load_component,
+    make_config,
+    on_config_device_threads,
+    resolve_device,
+    save_component,
+)
 
 
 @dataclass
@@ -65,6 +73,7 @@ class TextEmbeddingRegressor:
         self.in_dim_: int | None = None
         self.history_: list[float] = []
 
+    @on_config_device_threads
     def fit(self, features: np.ndarray, targets: np.ndarray) -> TextEmbeddingRegressor:
         cfg = self.config
         x = torch.from_numpy(check_finite("features", features))
@@ -107,6 +116,7 @@ class TextEmbeddingRegressor:
     def output_shape(self) -> tuple[int, ...]:
         return self._check_fitted().out_shape
 
+    @on_config_device_threads
     @torch.no_grad()
     def predict(self, features: np.ndarray) -> np.ndarray:
         module = self._check_fitted()

@@ -1,5 +1,5 @@
-"""Shared, session-cached inputs of the metric-engine tests: random weights in every real file format and
-small deterministic image sets (imported by test_backbones, test_engine and test_evaluate_cli)."""
+"""Shared inputs of the metric-engine tests: random weights in every real file format (written once per
+session) and small deterministic image sets. Each test module wraps these in its own fixtures."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
-import pytest
 
 
 def smooth_images(n: int, size: int = 32, seed: int = 0) -> np.ndarray:
@@ -49,9 +48,8 @@ def _build(folder: Path) -> None:
     (folder / "done.json").write_text(json.dumps({"ok": True}))
 
 
-@pytest.fixture(scope="session")
-def fake_weights(tmp_path_factory) -> SimpleNamespace:
-    """Random weights in each real format, written once per test session."""
+def fake_weights_dir(tmp_path_factory) -> SimpleNamespace:
+    """Random weights in each real format, written once per test session (shared by every module)."""
     import open_clip
 
     folder = tmp_path_factory.getbasetemp() / "metric-weights"
@@ -72,11 +70,21 @@ def fake_weights(tmp_path_factory) -> SimpleNamespace:
     )
 
 
-@pytest.fixture
-def offline_cache(tmp_path, monkeypatch) -> Path:
-    """A private feature/backbone cache and no network for the duration of a test."""
+def private_environment(tmp_path_factory):
+    """Module-wide: caches in a temporary folder and no network, so no test writes to ~/.cache."""
+    import pytest
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EEG2IMG_CACHE", str(tmp_path_factory.mktemp("eeg2img-cache")))
+        mp.setenv("EEG2IMG_OFFLINE", "1")
+        yield
+
+
+def isolate(tmp_path: Path, monkeypatch) -> Path:
+    """A private feature/backbone cache, empty weight caches and no network for the duration of a test."""
     monkeypatch.setenv("EEG2IMG_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("EEG2IMG_OFFLINE", "1")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.delenv("EEG2IMG_WEIGHTS", raising=False)
+    monkeypatch.setattr("eeg2img.weights.cleanfid_dir", lambda: tmp_path / "cleanfid")  # not the shared /tmp
     return tmp_path / "cache"

@@ -31,6 +31,16 @@ FAST = {
 }
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Tiny nets gain nothing from a second thread, and on a shared 2-core machine two threads per process
+    # can be ten times slower (spinning OpenMP workers); restored afterwards.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def fold(tiny_synth):
     f = make_folds(tiny_synth, "per-subject", seed=0)[0]
@@ -188,7 +198,7 @@ def test_learned_baselines_are_deterministic_for_a_seed_and_leave_global_rng_alo
     train, test = fold
     state = torch.random.get_rng_state()
     a = _fitted(name, train, tmp_path / "a", seed=1).reconstruct(test.blind())
-    assert torch.equal(torch.random.get_rng_state(), state) or name == "retrieval-triplet"
+    assert torch.equal(torch.random.get_rng_state(), state)
     b = _fitted(name, train, tmp_path / "b", seed=1).reconstruct(test.blind())
     np.testing.assert_array_equal(a, b)
 
@@ -201,6 +211,14 @@ def test_generators_depend_on_the_seed_and_not_on_batch_order(name, fold, tmp_pa
     rev = np.arange(len(test))[::-1]
     np.testing.assert_array_equal(method.reconstruct(test.subset(rev).blind()), out[rev])
     assert not np.array_equal(_fitted(name, train, tmp_path, seed=2).reconstruct(test.blind()), out)
+
+
+def test_gan_loss_option_changes_the_training(fold, tmp_path):
+    train, test = fold
+    hinge = _fitted("brain2image-gan", train, tmp_path, seed=1)
+    bce = _fitted("brain2image-gan", train, tmp_path, seed=1, loss="bce")
+    assert hinge.history_ != bce.history_
+    assert not np.array_equal(hinge.reconstruct(test.blind()), bce.reconstruct(test.blind()))
 
 
 # ------------------------------------------------------------------------------------------- bad parameters
@@ -222,9 +240,12 @@ def test_generators_depend_on_the_seed_and_not_on_batch_order(name, fold, tmp_pa
         ("brain2image-gan", {"loss": "wasserstein"}),
         ("brain2image-gan", {"diffaugment": "color,rotate"}),
         ("brain2image-gan", {"lr": 0}),
+        ("brain2image-gan", {"ema": 1.0}),
+        ("brain2image-vae", {"condition": "raw"}),
         ("latent-ridge", {"strength": 1.5}),
         ("latent-ridge", {"caption": "gpt"}),
         ("oracle-caption", {"steps": 0}),
+        ("oracle-caption", {"demo_size": 4}),
         ("oracle-saliency", {"blur_sigma": -1}),
         ("dreamdiffusion", {"tune": "lora"}),
         ("dreamdiffusion", {"uncond_prob": 2.0}),
@@ -270,8 +291,69 @@ def test_nan_training_eeg_is_a_user_error(fold):
         build_method("retrieval-ridge").fit(replace(train, eeg=bad))
 
 
-def test_triplet_retrieval_needs_two_classes(fold):
+@pytest.mark.parametrize("name", ["retrieval-triplet", "brain2image-vae"])
+def test_class_supervised_baselines_need_two_classes(name, fold):
     train = fold[0]
     one_class = train.subset(np.flatnonzero(train.labels == train.labels[0]))
     with pytest.raises(UserError, match="class"):
-        build_method("retrieval-triplet", **FAST["retrieval-triplet"]).fit(one_class)
+        build_method(name, **FAST[name]).fit(one_class)
+
+
+# ------------------------------------------------------------------------------------------- shared pieces
+
+
+def test_binned_means_are_the_channel_means_over_equal_time_bins():
+    from baselines.features import binned_means
+
+    eeg = np.random.default_rng(0).standard_normal((3, 4, 440)).astype(np.float32)
+    expected = eeg.astype(np.float64).reshape(3, 4, 10, 44).mean(-1).reshape(3, 40)
+    np.testing.assert_allclose(binned_means(eeg, 10), expected, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(binned_means(eeg, 1), eeg.mean(-1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(binned_means(eeg[:, :, :23], 23), eeg[:, :, :23].reshape(3, -1), rtol=1e-6)
+    with pytest.raises(UserError, match="n_bins"):
+        binned_means(eeg[:, :, :5], 6)
+
+
+def test_features_are_standardised_with_training_statistics_only():
+    from baselines.features import EEGFeatures
+
+    rng = np.random.default_rng(1)
+    train = (rng.standard_normal((50, 8, 60)) * np.arange(1, 9)[None, :, None] + 3).astype(np.float32)
+    feats = EEGFeatures(n_bins=6).fit(train)
+    z = feats.transform(train)
+    assert z.shape == (50, 48) and z.dtype == np.float32
+    np.testing.assert_allclose(z.mean(0), 0, atol=1e-5)
+    np.testing.assert_allclose(z.std(0), 1, atol=1e-4)
+    shifted = feats.transform(train + 1.0)  # test data is not re-standardised
+    np.testing.assert_allclose(shifted - z, np.broadcast_to(1.0 / feats.scale_, z.shape), rtol=1e-3)
+    with pytest.raises(UserError, match="channels"):
+        feats.transform(train[:, :7])
+
+
+def test_feature_pca_keeps_the_leading_components_without_whitening():
+    from baselines.features import EEGFeatures
+
+    rng = np.random.default_rng(2)
+    train = rng.standard_normal((40, 6, 50)).astype(np.float32)
+    train[:, 0] += 5 * rng.standard_normal((40, 1))  # one dominant direction
+    a = EEGFeatures(n_bins=5, n_components=4).fit(train)
+    z = a.transform(train)
+    assert z.shape == (40, 4)
+    var = z.var(0)
+    assert np.all(np.diff(var) < 0) and var[0] > 2 * var[-1]  # whitening would make them all equal
+    assert var.mean() == pytest.approx(1.0, rel=0.05)  # one common scale keeps them near unit size
+    np.testing.assert_array_equal(EEGFeatures(n_bins=5, n_components=4).fit(train).transform(train), z)
+
+
+def test_ridge_map_recovers_a_linear_map_and_picks_alpha_by_leave_one_out():
+    from baselines.ridge import DEFAULT_ALPHAS, RidgeMap
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((60, 5))
+    w = rng.standard_normal((5, 7))
+    y = x @ w + 2.0
+    fitted = RidgeMap(alpha=1e-6).fit(x, y)
+    np.testing.assert_allclose(fitted.predict(x), y, atol=1e-4)
+    noisy = RidgeMap().fit(x, y + 5 * rng.standard_normal(y.shape))
+    assert noisy.alpha_ in DEFAULT_ALPHAS
+    assert RidgeMap().fit(x, y).alpha_ <= noisy.alpha_

@@ -8,12 +8,15 @@ from the same file and the same images.
 from __future__ import annotations
 
 import json
+import re
 import warnings
+from types import SimpleNamespace
 
+import metric_fixtures
 import numpy as np
 import pytest
 import torch
-from metric_fixtures import fake_weights, offline_cache, perturbed, smooth_images  # noqa: F401 - fixtures
+from metric_fixtures import perturbed, smooth_images
 
 from eeg2img.errors import UserError, WeightsNotFoundError
 from metrics.backbones import build_backbone
@@ -21,7 +24,22 @@ from metrics.backbones.inception import InceptionTF
 from metrics.base import SmallSampleWarning
 from metrics.engine import MetricsEngine, span_coordinates
 
-N = 6
+
+@pytest.fixture(scope="session")
+def fake_weights(tmp_path_factory):
+    return metric_fixtures.fake_weights_dir(tmp_path_factory)
+
+
+@pytest.fixture
+def offline_cache(tmp_path, monkeypatch):
+    return metric_fixtures.isolate(tmp_path, monkeypatch)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _private_environment(tmp_path_factory):
+    yield from metric_fixtures.private_environment(tmp_path_factory)
+
+N = 4
 
 
 @pytest.fixture(scope="module")
@@ -61,17 +79,19 @@ def test_fid_kid_is_equal_torch_fidelity(fake_weights, pair, offline_cache, tmp_
     pred, ref = pair
     engine = MetricsEngine(("fid", "kid", "is"), backbones=[InceptionTF(fake_weights.state_dict,
                                                                          resize="torch-fidelity")],
-                           seed=2020, is_splits=2, use_cache=False)
+                           seed=2020, is_splits=2, kid_subset_size=3, use_cache=False)
     report = _quiet_evaluate(engine, pred, ref)
     ours = {k.split("@")[0]: v for k, v in report.to_json()["metrics"].items()}
 
     tf = torch_fidelity.calculate_metrics(
         input1=_Images(pred), input2=_Images(ref), cuda=False, fid=False, kid=True, isc=True,
-        feature_extractor_weights_path=str(fake_weights.state_dict), kid_subset_size=N, isc_splits=2,
+        feature_extractor_weights_path=str(fake_weights.state_dict), kid_subset_size=3, isc_splits=2,
         save_cpu_ram=True, verbose=False, cache=True, cache_root=str(tmp_path), input1_cache_name="pred",
         input2_cache_name="ref")
+    # torch-fidelity sums its kernels in float32, the engine in float64: agreement to float32 round-off.
     assert _rel(ours["kid"]["value"], tf["kernel_inception_distance_mean"]) < 1e-4
     assert _rel(ours["kid"]["std"], tf["kernel_inception_distance_std"]) < 1e-3
+    assert ours["kid"]["std"] > 0  # subsets of 3 of 4: the subset draws really vary
     assert _rel(ours["is"]["value"], tf["inception_score_mean"]) < 1e-3
     assert _rel(ours["is"]["std"], tf["inception_score_std"]) < 1e-3
     assert ours["is"]["value"] > 1.01  # the random weights give a non-trivial score
@@ -97,8 +117,8 @@ def test_fid_equals_torchmetrics(fake_weights, pair, offline_cache):
 
     tm = FrechetInceptionDistance(feature=2048, feature_extractor_weights_path=str(fake_weights.state_dict),
                                   antialias=True)
-    tm.update(torch.from_numpy(ref).permute(0, 3, 1, 2), real=True)
-    tm.update(torch.from_numpy(pred).permute(0, 3, 1, 2), real=False)
+    tm.update(torch.from_numpy(ref).permute(0, 3, 1, 2).contiguous(), real=True)
+    tm.update(torch.from_numpy(pred).permute(0, 3, 1, 2).contiguous(), real=False)
     stats = []
     for kind in ("real", "fake"):  # torchmetrics' compute(), step by step
         n = getattr(tm, f"{kind}_features_num_samples")
@@ -106,7 +126,7 @@ def test_fid_equals_torchmetrics(fake_weights, pair, offline_cache):
         cov = (getattr(tm, f"{kind}_features_cov_sum") - n * mean.t().mm(mean)) / (n - 1)
         stats.append((mean.squeeze(0), cov))
     # Its statistics are ours...
-    ours = [backbone.extract(x)["pool3"] for x in (ref, pred)]
+    ours = [report.outputs["inception-tf"][which]["pool3"] for which in ("ref", "pred")]
     for (mean, cov), f in zip(stats, ours):
         np.testing.assert_allclose(mean.numpy(), f.mean(axis=0), rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(cov.numpy(), np.cov(f, rowvar=False), rtol=1e-4, atol=1e-6)
@@ -153,7 +173,8 @@ def test_span_coordinates_preserve_fid():
         warnings.simplefilter("ignore", SmallSampleWarning)
         full = fid_statistics_to_metric(*({"mu": x.mean(0), "sigma": np.cov(x, rowvar=False)} for x in (a, b)),
                                         verbose=False)["frechet_inception_distance"]
-        assert _rel(fid_from_features(ra, rb), full) < 1e-8
+        # The full 300×300 eigenproblem of a rank-34 product carries ~1e-8 round-off of its own.
+        assert _rel(fid_from_features(ra, rb), full) < 1e-6
         assert _rel(fid_from_features(a, b), full) < 1e-8
     big = rng.rand(40, 30)
     assert span_coordinates(big, big)[0] is not None and span_coordinates(big, big)[0].shape == (40, 30)
@@ -165,7 +186,7 @@ def test_clip_score_equals_open_clip_and_torchmetrics_formula(fake_weights, pair
     from torchmetrics.multimodal import CLIPScore
 
     pred, _ = pair
-    captions = [f"an image of a {c} square" for c in ("red", "blue", "green", "red", "yellow", "purple")]
+    captions = [f"an image of a {c} square" for c in ("red", "blue", "green", "red")]
     clip = build_backbone("clip", model=str(fake_weights.clip_config), weights=fake_weights.clip_ckpt)
     hessel = _quiet_evaluate(MetricsEngine(("clip",), backbones=[clip]), pred, pred, captions=captions)
     tmv = _quiet_evaluate(MetricsEngine(("clip",), backbones=[clip], clip_variant="torchmetrics"), pred, pred,
@@ -187,6 +208,7 @@ def test_clip_score_equals_open_clip_and_torchmetrics_formula(fake_weights, pair
         def __init__(self):
             super().__init__()
             self.model = model
+            self.config = SimpleNamespace()  # no text_config: nothing to truncate
 
         def get_image_features(self, pixel_values):
             return self.model.encode_image(pixel_values)
@@ -207,8 +229,8 @@ def test_clip_score_equals_open_clip_and_torchmetrics_formula(fake_weights, pair
     assert "torchmetrics" in tmv.results[name].protocol and "hessel" in hessel.results[name].protocol
     with pytest.raises(UserError, match="needs one caption per image"):
         MetricsEngine(("clip",), backbones=[clip]).evaluate(pred, pred)
-    with pytest.raises(UserError, match="5 captions for 6 images"):
-        MetricsEngine(("clip",), backbones=[clip]).evaluate(pred, pred, captions=captions[:5])
+    with pytest.raises(UserError, match="3 captions for 4 images"):
+        MetricsEngine(("clip",), backbones=[clip]).evaluate(pred, pred, captions=captions[:3])
 
 
 # --- identification, accuracy --------------------------------------------------------------------------------
@@ -228,7 +250,7 @@ def test_identification_of_the_references_themselves_is_one(fake_weights, pair, 
 def test_one_pass_per_backbone_shared_by_all_metrics_and_ref_cache(pair, offline_cache):
     pred, ref = pair
     proxy = build_backbone("proxy", seed=0)
-    proxy.batch_size = 4  # two batches per image set of six
+    proxy.batch_size = 3  # two batches per image set of four
     calls = []
     proxy.net.register_forward_hook(lambda *a: calls.append(1))
     engine = MetricsEngine(("fid", "kid", "is", "nway", "acc"), backbones=[proxy])
@@ -260,11 +282,11 @@ def test_one_pass_per_backbone_shared_by_all_metrics_and_ref_cache(pair, offline
 # --- report structure --------------------------------------------------------------------------------------------
 def test_report_tables_json_and_small_sample_warning(pair, offline_cache, tmp_path):
     pred, ref = pair
-    subjects = [1, 1, 1, 2, 2, 2]
+    subjects = [1, 1, 2, 2]
     ids = [f"t{i}" for i in range(N)]
     engine = MetricsEngine(("ssim", "pixcorr", "fid", "kid", "is", "nway", "acc"),
                            backbones=[build_backbone("proxy", seed=0)], seed=3)
-    with pytest.warns(SmallSampleWarning, match="FID on 6 samples"):
+    with pytest.warns(SmallSampleWarning, match="FID on 4 samples"):
         report = engine.evaluate(pred, ref, subjects=subjects, trial_ids=ids)
 
     samples = report.per_sample
@@ -291,7 +313,7 @@ def test_report_tables_json_and_small_sample_warning(pair, offline_cache, tmp_pa
     assert doc["metrics"]["fid@proxy"]["n"] == N
     prov = doc["provenance"]
     assert prov["weights_sha256"]["proxy"] and prov["seed"] == 3 and "torch" in prov["packages"]
-    assert any("FID on 6 samples" in w for w in doc["warnings"])
+    assert any("FID on 4 samples" in w for w in doc["warnings"])
     report.write_json(tmp_path / "out.json")
     assert json.loads((tmp_path / "out.json").read_text())["n"] == N
     text = report.table()
@@ -314,13 +336,13 @@ def test_bad_inputs_are_one_line_user_errors(pair, offline_cache):
     cases = [
         (lambda: MetricsEngine(("fid", "lpips"), backbones=[proxy]), "unknown"),
         (lambda: MetricsEngine(("clip",), backbones=[proxy]), "--clip-model"),
-        (lambda: MetricsEngine(("ssim",)).evaluate(pred[:5], ref), "5 images but ref has 6"),
+        (lambda: MetricsEngine(("ssim",)).evaluate(pred[:3], ref), "3 images but ref has 4"),
         (lambda: MetricsEngine(("ssim",)).evaluate(pred[..., 0], ref), "uint8 (N, H, W, 3)"),
         (lambda: MetricsEngine(("ssim",)).evaluate(pred.astype(np.float32), ref), "uint8 (N, H, W, 3)"),
         (lambda: MetricsEngine(("ssim",)).evaluate(pred, ref, subjects=[1, 2]), "subjects"),
     ]
     for make, match in cases:
-        with pytest.raises(UserError, match=match) as err:
+        with pytest.raises(UserError, match=re.escape(match)) as err:
             make()
         assert "\n" not in str(err.value)
 

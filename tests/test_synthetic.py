@@ -27,7 +27,7 @@ def _load_eeg(path):
 
 def _arrays(raw, window=(20, 460)):
     items = raw["dataset"]
-    eeg = np.stack([item["eeg"][:, window[0]:window[1]].numpy() for item in items])
+    eeg = np.stack([item["eeg"][:, window[0] : window[1]].numpy() for item in items])
     fields = {k: np.array([item[k] for item in items]) for k in ("label", "image", "subject", "block")}
     return eeg, fields
 
@@ -119,8 +119,7 @@ def test_side_files(tiny_synth_dir, tiny_raw):
         assert np.ptp(latents["class_semantic"][labels == c], axis=0).max() == 0
 
     meta = json.loads((tiny_synth_dir / "synth_meta.json").read_text())
-    assert meta["params"] == {**TINY, "block_drift": 0.0, "n_samples": 500, "n_channels": 128,
-                              "signal_strength": 1.0}
+    assert meta["params"] == {**TINY, "block_drift": 0.0, "n_samples": 500, "n_channels": 128, "signal_strength": 1.0}
     assert meta["forward_model"] == synth_forward.FORWARD_MODEL_VERSION and meta["sfreq"] == 1000.0
     assert len(meta["ch_names"]) == 128 and meta["latent_columns"] == list(synth_forward.LATENT_COLUMNS)
     assert not list(tiny_synth_dir.parent.glob(".*.partial"))  # no staging folder left behind
@@ -150,8 +149,10 @@ def test_loader_reads_the_synthetic_set(tiny_synth, tiny_raw):
     assert tiny_synth.class_names == tuple(tiny_raw["labels"])
     assert tiny_synth.blocks is not None and len(np.unique(tiny_synth.blocks)) == TINY["subjects"] * TINY["classes"]
     stem = str(tiny_synth.image_ids[0])
-    assert tiny_synth.captions()[0].startswith("a ") and tiny_synth.class_names[tiny_synth.labels[0]] in \
-        tiny_synth.captions()[0]
+    assert (
+        tiny_synth.captions()[0].startswith("a ")
+        and tiny_synth.class_names[tiny_synth.labels[0]] in tiny_synth.captions()[0]
+    )
     assert tiny_synth.load_images([stem]).shape == (1, 32, 32, 3)
     assert tiny_synth.latents_for([stem])["latent"].shape == (1, len(synth_forward.LATENT_COLUMNS))
 
@@ -175,8 +176,11 @@ def test_same_seed_gives_identical_data_other_seed_differs(tmp_path):
     assert (tmp_path / "a" / "captions.json").read_text() == (tmp_path / "b" / "captions.json").read_text()
 
     assert not np.allclose(eeg_a, eeg_c)
-    differing = [p.name for p in (tmp_path / "a" / "images").glob("*.png")
-                 if p.read_bytes() != (tmp_path / "c" / "images" / p.name).read_bytes()]
+    differing = [
+        p.name
+        for p in (tmp_path / "a" / "images").glob("*.png")
+        if p.read_bytes() != (tmp_path / "c" / "images" / p.name).read_bytes()
+    ]
     assert len(differing) == 9
 
 
@@ -229,7 +233,10 @@ def test_class_catalogue_and_captions():
     )
     solid_circle = next(c for c in catalogue if c.shape == "circle" and c.texture == "solid")
     layout = np.array([0.7, 0.5, 0.29, 123.0, 0.9, 0.1, 0.1, 0.8])
-    assert synth_stimuli.caption(solid_circle, layout) == f"a large {solid_circle.name} on the right, on a light background"
+    assert (
+        synth_stimuli.caption(solid_circle, layout)
+        == f"a large {solid_circle.name} on the right, on a light background"
+    )
 
 
 # --- the forward model: what the EEG carries ---------------------------------------------------------
@@ -246,11 +253,31 @@ def test_eeg_decodes_class_and_horizontal_position_within_subject(decoding_set):
         folds = StratifiedKFold(5, shuffle=True, random_state=0)
         accuracy[s] = cross_val_score(_ridge_classifier(), features[mine], f["label"][mine], cv=folds).mean()
         ridge = RidgeCV(alphas=np.logspace(0, 6, 13))
-        predicted = cross_val_predict(ridge, features[mine], x_position[mine], cv=KFold(5, shuffle=True, random_state=0))
+        predicted = cross_val_predict(
+            ridge, features[mine], x_position[mine], cv=KFold(5, shuffle=True, random_state=0)
+        )
         correlation[s] = np.corrcoef(predicted, x_position[mine])[0, 1]
     best = max(meta["subjects"], key=lambda s: meta["subjects"][s]["snr_factor"])
     assert np.mean(list(accuracy.values())) > 2 * chance and accuracy[int(best)] > 3 * chance
     assert min(correlation.values()) > 0.4 and correlation[int(best)] > 0.6
+
+
+def test_cross_subject_transfer_is_possible_but_imperfect(decoding_set):
+    eeg, f, _, _ = decoding_set
+    features = _binned(eeg)
+    n_images = 6 * 20
+    within, across = [], []
+    for train, test in StratifiedKFold(5, shuffle=True, random_state=0).split(
+        np.arange(n_images), np.arange(n_images) // 20
+    ):
+        for s in (1, 2, 3):
+            fit_on = (f["subject"] == s) & np.isin(f["image"], train)
+            decoder = _ridge_classifier().fit(features[fit_on], f["label"][fit_on])
+            for other in (1, 2, 3):  # the same held-out images, seen by the same or by another subject
+                rows = (f["subject"] == other) & np.isin(f["image"], test)
+                (within if other == s else across).append(decoder.score(features[rows], f["label"][rows]))
+    assert np.mean(across) > 1.5 / 6
+    assert np.mean(within) > np.mean(across) + 0.08
 
 
 def test_shuffled_labels_decode_at_chance(decoding_set):

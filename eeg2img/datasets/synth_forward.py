@@ -281,7 +281,9 @@ class SubjectModel:
             "line_variance": round(self.line_variance, 5),
             "sensor_sd": round(self.sensor_sd, 5),
             "latency_jitter_ms": round(self.latency_jitter_ms, 3),
-            "component_latency_ms": {c.name: round(float(ms), 2) for c, ms in zip(COMPONENTS, self.component_latency_ms)},
+            "component_latency_ms": {
+                c.name: round(float(ms), 2) for c, ms in zip(COMPONENTS, self.component_latency_ms)
+            },
         }
 
 
@@ -294,7 +296,12 @@ def snr_factors(n_subjects: int, seed: int) -> np.ndarray:
 
 
 def subject_model(
-    shared: SharedModel, subject: int, seed: int, n_channels: int, n_samples: int, snr_factor: float,
+    shared: SharedModel,
+    subject: int,
+    seed: int,
+    n_channels: int,
+    n_samples: int,
+    snr_factor: float,
     signal_strength: float,
 ) -> SubjectModel:
     rng = rng_for(seed, KEY_SUBJECT, subject)
@@ -306,7 +313,7 @@ def subject_model(
         own = scalp_pattern(directions, moved, width * np.exp(rng.normal(0.0, 0.1)))
         mixed = own + 0.35 * _random_smooth_field(rng, directions)
         evoked_patterns.append(mixed / np.sqrt(np.mean(mixed**2)))
-    weights = (shared.weights + 0.25 * rng.standard_normal(shared.weights.shape) / np.sqrt(shared.weights.shape[1]))
+    weights = shared.weights + 0.25 * rng.standard_normal(shared.weights.shape) / np.sqrt(shared.weights.shape[1])
     weights /= np.linalg.norm(weights, axis=1, keepdims=True)
 
     latency_shift = np.clip(rng.normal(0.0, 8.0, len(COMPONENTS)), -20.0, 20.0)
@@ -314,8 +321,9 @@ def subject_model(
     latency = np.array([COMPONENTS[j].latency_ms for j in shared.component_of]) + latency_shift[shared.component_of]
     width = np.array([COMPONENTS[j].width_ms for j in shared.component_of]) * width_scale[shared.component_of]
 
-    background_patterns = [scalp_pattern(directions, d, rng.uniform(0.3, 0.8)) for d in
-                           _random_directions(rng, N_BACKGROUND)]
+    background_patterns = [
+        scalp_pattern(directions, d, rng.uniform(0.3, 0.8)) for d in _random_directions(rng, N_BACKGROUND)
+    ]
     alpha_patterns = [scalp_pattern(directions, _unit(np.asarray(c)), 0.5) for c in ALPHA_CENTRES]
     line_gains = np.exp(rng.normal(0.0, 0.5, n_channels))
     line_gains /= np.sqrt(np.mean(line_gains**2))
@@ -375,8 +383,14 @@ class Recording:
 
 
 def simulate_subject(
-    model: SubjectModel, shared: SharedModel, recording: Recording, seed: int, n_samples: int, block_drift: float,
-    out: np.ndarray, progress=None,
+    model: SubjectModel,
+    shared: SharedModel,
+    recording: Recording,
+    seed: int,
+    n_samples: int,
+    block_drift: float,
+    out: np.ndarray,
+    progress=None,
 ) -> None:
     """Write the subject's trials into ``out`` ``(n, C, n_samples)`` float32, chunk by chunk."""
     n = len(recording.latents)
@@ -414,12 +428,14 @@ def simulate_subject(
 
         coeffs = torch.view_as_complex(torch.randn((m, n_noise, spectra.shape[1], 2), generator=gen))
         sources[:, N_EVOKED:line_row] = torch.fft.irfft(coeffs * spectra, n=model.nfft)[..., :n_samples]
-        sources[:, N_EVOKED + N_BACKGROUND:line_row] *= torch.from_numpy(alpha_modulation[start:stop]).float()[..., None]
+        sources[:, N_EVOKED + N_BACKGROUND : line_row] *= torch.from_numpy(alpha_modulation[start:stop]).float()[
+            ..., None
+        ]
 
         phase = torch.from_numpy(line_phase[start:stop]).float()[:, None]
         sources[:, line_row] = torch.sin((2 * np.pi * 50.0 / 1000.0) * t_ms[None, :] + phase)
         if block_drift:
-            sources[:, line_row + 1:] = torch.from_numpy(drift.sources(start, stop, block_drift))
+            sources[:, line_row + 1 :] = torch.from_numpy(drift.sources(start, stop, block_drift))
 
         eeg = torch.from_numpy(out[start:stop])  # writes straight into the caller's (file-backed) buffer
         torch.matmul(mixing, sources, out=eeg)

@@ -29,8 +29,16 @@ TEXTURES = ("solid", "striped", "checkered", "dotted")
 MAX_CLASSES = len(SHAPES) * len(COLOURS) * len(TEXTURES)
 
 # Rotation period (degrees) under which each shape / texture looks the same; 0 = any rotation.
-_SHAPE_PERIOD = {"circle": 0, "square": 90, "triangle": 120, "star": 72, "cross": 90, "diamond": 180, "ring": 0,
-                 "hexagon": 60}
+_SHAPE_PERIOD = {
+    "circle": 0,
+    "square": 90,
+    "triangle": 120,
+    "star": 72,
+    "cross": 90,
+    "diamond": 180,
+    "ring": 0,
+    "hexagon": 60,
+}
 _TEXTURE_PERIOD = {"solid": 0, "striped": 180, "checkered": 90, "dotted": 90}
 
 # Instance ranges, as fractions of the image width.

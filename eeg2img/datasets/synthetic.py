@@ -77,8 +77,15 @@ def generate_synthetic(
     ``signal_strength`` scales every subject's stimulus-evoked response (1.0: the default SNR).
     """
     params = _validated_params(
-        subjects=subjects, classes=classes, images_per_class=images_per_class, seed=seed, image_size=image_size,
-        block_drift=block_drift, n_samples=n_samples, n_channels=n_channels, signal_strength=signal_strength,
+        subjects=subjects,
+        classes=classes,
+        images_per_class=images_per_class,
+        seed=seed,
+        image_size=image_size,
+        block_drift=block_drift,
+        n_samples=n_samples,
+        n_channels=n_channels,
+        signal_strength=signal_strength,
     )
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -115,8 +122,17 @@ def _current_umask() -> int:
     return mask
 
 
-_DEFAULTS = dict(subjects=6, classes=40, images_per_class=50, seed=0, image_size=64, block_drift=0.0, n_samples=500,
-                 n_channels=128, signal_strength=1.0)
+_DEFAULTS = dict(
+    subjects=6,
+    classes=40,
+    images_per_class=50,
+    seed=0,
+    image_size=64,
+    block_drift=0.0,
+    n_samples=500,
+    n_channels=128,
+    signal_strength=1.0,
+)
 
 
 # --- validation ----------------------------------------------------------------------------------------
@@ -147,15 +163,30 @@ def _validated_params(**p) -> dict:
         raise UserError(f"n_channels={n_channels!r}: no BioSemi montage of that size; use one of {fwd.MONTAGE_SIZES}")
     return {
         "subjects": _int_param("subjects", p["subjects"], 1, 1000, "generate at least one subject"),
-        "classes": _int_param("classes", p["classes"], 2, stim.MAX_CLASSES,
-                              f"the stimulus catalogue has {stim.MAX_CLASSES} distinct classes"),
-        "images_per_class": _int_param("images_per_class", p["images_per_class"], 3, 100_000,
-                                       "each class needs a train, a validation and a test image"),
+        "classes": _int_param(
+            "classes",
+            p["classes"],
+            2,
+            stim.MAX_CLASSES,
+            f"the stimulus catalogue has {stim.MAX_CLASSES} distinct classes",
+        ),
+        "images_per_class": _int_param(
+            "images_per_class",
+            p["images_per_class"],
+            3,
+            100_000,
+            "each class needs a train, a validation and a test image",
+        ),
         "seed": _int_param("seed", p["seed"], 0, 2**63 - 1, "pass a non-negative integer seed"),
         "image_size": _int_param("image_size", p["image_size"], 16, 1024, "pass an image size of 16 to 1024 pixels"),
         "block_drift": _float_param("block_drift", p["block_drift"], "0 disables the drift, 1.0 makes it decisive"),
-        "n_samples": _int_param("n_samples", p["n_samples"], 460, 600,
-                                "the EEG-CVPR40 loader keeps 450-600 samples and reads the window 20:460"),
+        "n_samples": _int_param(
+            "n_samples",
+            p["n_samples"],
+            460,
+            600,
+            "the EEG-CVPR40 loader keeps 450-600 samples and reads the window 20:460",
+        ),
         "n_channels": int(n_channels),
         "signal_strength": _float_param("signal_strength", p["signal_strength"], "1.0 is the default evoked response"),
     }
@@ -171,8 +202,9 @@ def _stem(cls: int, image: int, n_classes: int) -> str:
 def _write_set(root: Path, p: dict, progress: bool) -> None:
     seed, n_cls, per_cls = p["seed"], p["classes"], p["images_per_class"]
     catalogue = stim.class_catalogue(n_cls)
-    layouts = np.concatenate([stim.sample_layouts(c, per_cls, fwd.rng_for(seed, fwd.KEY_LAYOUT, c.index))
-                              for c in catalogue])
+    layouts = np.concatenate(
+        [stim.sample_layouts(c, per_cls, fwd.rng_for(seed, fwd.KEY_LAYOUT, c.index)) for c in catalogue]
+    )
     image_class = np.repeat(np.arange(n_cls), per_cls)
     stems = [_stem(c, i, n_cls) for c in range(n_cls) for i in range(per_cls)]
 
@@ -183,8 +215,13 @@ def _write_set(root: Path, p: dict, progress: bool) -> None:
     semantic = fwd.class_semantics(catalogue, seed)[image_class]
     periods = np.array([catalogue[c].rotation_period for c in image_class], dtype=np.float64)
     latents = fwd.latent_vectors(semantic, layouts, periods)
-    np.savez(root / LATENTS_FILE, image_ids=np.array(stems), class_semantic=semantic,
-             layout=layouts.astype(np.float32), latent=latents)
+    np.savez(
+        root / LATENTS_FILE,
+        image_ids=np.array(stems),
+        class_semantic=semantic,
+        layout=layouts.astype(np.float32),
+        latent=latents,
+    )
 
     trials = _trial_order(p["subjects"], n_cls, per_cls, seed)
     subject_info = _write_eeg(root, p, trials, latents, image_class, [c.name for c in catalogue], stems, progress)
@@ -218,8 +255,10 @@ def _trial_order(n_subjects: int, n_cls: int, per_cls: int, seed: int) -> dict[s
             subject.append(np.full(per_cls, s))
             block.append(np.full(per_cls, (s - 1) * n_cls + b))
             position.append(np.arange(per_cls))
-    return {k: np.concatenate(v).astype(np.int64) for k, v in
-            {"image": image, "subject": subject, "block": block, "position": position}.items()}
+    return {
+        k: np.concatenate(v).astype(np.int64)
+        for k, v in {"image": image, "subject": subject, "block": block, "position": position}.items()
+    }
 
 
 def _write_eeg(root: Path, p: dict, trials, latents, image_class, class_names, stems, progress: bool) -> dict:
@@ -236,10 +275,12 @@ def _write_eeg(root: Path, p: dict, trials, latents, image_class, class_names, s
             rows = np.flatnonzero(trials["subject"] == s)
             model = fwd.subject_model(shared, s, p["seed"], n_ch, n_t, snr[s - 1], p["signal_strength"])
             block = trials["block"][rows]
-            recording = fwd.Recording(latents[trials["image"][rows]], block - block.min(), trials["position"][rows],
-                                      p["images_per_class"])
-            fwd.simulate_subject(model, shared, recording, p["seed"], n_t, p["block_drift"],
-                                 buffer[rows[0]:rows[-1] + 1], bar)
+            recording = fwd.Recording(
+                latents[trials["image"][rows]], block - block.min(), trials["position"][rows], p["images_per_class"]
+            )
+            fwd.simulate_subject(
+                model, shared, recording, p["seed"], n_t, p["block_drift"], buffer[rows[0] : rows[-1] + 1], bar
+            )
             info[str(s)] = model.describe()
     eeg = torch.from_numpy(buffer)
     dataset = [
@@ -259,8 +300,8 @@ def _split_by_image(trial_image, image_class, n_cls: int, per_cls: int, seed: in
     for c in range(n_cls):
         order = c * per_cls + rng.permutation(per_cls)
         part[order[: per_cls - 2 * n_held]] = "train"
-        part[order[per_cls - 2 * n_held: per_cls - n_held]] = "val"
-        part[order[per_cls - n_held:]] = "test"
+        part[order[per_cls - 2 * n_held : per_cls - n_held]] = "val"
+        part[order[per_cls - n_held :]] = "test"
     trial_part = part[trial_image]
     return {name: np.flatnonzero(trial_part == name).tolist() for name in ("train", "val", "test")}
 
@@ -284,11 +325,24 @@ def _write_meta(path: Path, p: dict, catalogue, subject_info: dict, n_trials: in
         "class_attributes": [{"shape": c.shape, "colour": c.colour, "texture": c.texture} for c in catalogue],
         "layout_columns": list(stim.LAYOUT_COLUMNS),
         "latent_columns": list(fwd.LATENT_COLUMNS),
-        "components": [{"name": c.name, "latency_ms": c.latency_ms, "width_ms": c.width_ms, "polarity": c.polarity,
-                        "semantic_share": c.semantic_share} for c in fwd.COMPONENTS],
+        "components": [
+            {
+                "name": c.name,
+                "latency_ms": c.latency_ms,
+                "width_ms": c.width_ms,
+                "polarity": c.polarity,
+                "semantic_share": c.semantic_share,
+            }
+            for c in fwd.COMPONENTS
+        ],
         "subjects": subject_info,
-        "files": {"eeg": EEG_FILE, "splits": SPLITS_FILE, "captions": CAPTIONS_FILE, "latents": LATENTS_FILE,
-                  "images": IMAGES_DIR},
+        "files": {
+            "eeg": EEG_FILE,
+            "splits": SPLITS_FILE,
+            "captions": CAPTIONS_FILE,
+            "latents": LATENTS_FILE,
+            "images": IMAGES_DIR,
+        },
     }
     path.write_text(json.dumps(meta, indent=1) + "\n")
 

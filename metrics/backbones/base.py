@@ -63,6 +63,7 @@ class Backbone:
         self.weights_official: bool | None = None
         self.images_seen = 0  # images passed through the network (tests and benchmarks read these)
         self.batches_run = 0
+        self.seconds = 0.0  # wall time spent in forward passes (images and text)
 
     # --- what subclasses provide ------------------------------------------------------------------
     def forward_batch(self, images: np.ndarray) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
@@ -83,9 +84,12 @@ class Backbone:
     @torch.inference_mode()
     def extract(self, images: np.ndarray, desc: str | None = None) -> dict[str, np.ndarray]:
         """Every output for every image, in one batched pass (float64 numpy arrays)."""
+        import time
+
         from tqdm.auto import tqdm
 
         images = check_images(images)
+        start = time.perf_counter()
         chunks: dict[str, list[np.ndarray]] = {}
         n_batches = math.ceil(len(images) / self.batch_size)
         for b in tqdm(range(n_batches), desc=desc or self.name, unit="batch", disable=None, leave=False):
@@ -96,7 +100,9 @@ class Backbone:
             for key, value in out.items():
                 chunks.setdefault(key, []).append(value.detach().to("cpu", torch.float64).reshape(len(batch), -1)
                                                   .numpy())
-        return {k: np.concatenate(v) for k, v in chunks.items()}
+        out = {k: np.concatenate(v) for k, v in chunks.items()}
+        self.seconds += time.perf_counter() - start
+        return out
 
     def __repr__(self) -> str:
         sha = (self.weights_sha256 or "none")[:12]

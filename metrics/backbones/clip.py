@@ -82,11 +82,15 @@ class OpenClip(Backbone):
 
     @torch.inference_mode()
     def encode_text(self, texts: Sequence[str]) -> np.ndarray:
+        import time
+
+        start = time.perf_counter()
         texts = [str(t) for t in texts]
         out = []
         for i in range(0, len(texts), self.text_batch_size):
             tokens = self.tokenizer(texts[i:i + self.text_batch_size]).to(self.device)
             out.append(self.model.encode_text(tokens).float().cpu().double().numpy())
+        self.seconds += time.perf_counter() - start
         return np.concatenate(out) if out else np.zeros((0, 0))
 
 
