@@ -55,7 +55,7 @@ def test_triplet_loss_is_zero_for_separated_classes_and_has_gradients():
     mixed = torch.tensor([[0.0, 0.0], [3.0, 0.0], [0.5, 0.0], [3.5, 0.0]], requires_grad=True)
     loss = triplet_semihard_loss(mixed, labels, 0.2)
     loss.backward()
-    assert float(loss) > 0 and mixed.grad.abs().sum() > 0
+    assert float(loss.detach()) > 0 and mixed.grad.abs().sum() > 0
 
 
 def _class_signal_eeg(n_per_class=12, n_classes=4, channels=16, samples=120, snr=0.6, noise_seed=0):

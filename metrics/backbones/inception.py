@@ -90,11 +90,16 @@ class InceptionTF(Backbone):
     score_logits_key = "logits_unbiased"
     identification = {"inception-tf": "pool3"}
 
-    def __init__(self, weights: str | Path, resize: str = "clean", device=None, batch_size: int = 32):
+    def __init__(self, weights: str | Path, resize: str = "clean", device=None, batch_size: int = 32,
+                 channels_last: bool = True):
         from eeg2img.weights import weights_record
 
         super().__init__(device, batch_size)
         self.resize = check_policy(resize)
+        # channels-last convolutions are ~1.5× faster on CPU (oneDNN) and on GPU; they sum in another
+        # order, so features differ from the NCHW reference by ~1e-6 relative (FID agrees to ~1e-7).
+        # channels_last=False reproduces torch-fidelity's features bit for bit.
+        self.channels_last = bool(channels_last)
         path = Path(weights)
         if not path.is_file():
             raise WeightsNotFoundError(f"{path}: Inception weights file not found; pass inception-2015-12-05.pt or "
@@ -121,20 +126,27 @@ class InceptionTF(Backbone):
             raise UserError(f"{path}: classifier weight has shape {tuple(fc_weight.shape)}, expected (1008, 2048); "
                             "pass the TF 2015-12-05 Inception weights")
         self._fc_weight = fc_weight.to(self.device, torch.float32)
+        if self.channels_last:
+            self._trunk = self._trunk.to(memory_format=torch.channels_last)
         record = weights_record(key, path)
         self.weights_path, self.weights_sha256, self.weights_official = str(path), record["sha256"], record["official"]
         self.preprocessing = f"resize={self.resize} ({DESCRIPTIONS[self.resize]}) to 299, (x-128)/128"
 
+    def fingerprint(self) -> dict:
+        return {**super().fingerprint(), "channels_last": self.channels_last, "format": self.format}
+
     def forward_batch(self, images: np.ndarray) -> dict[str, torch.Tensor]:
         x = resize_batch(images, self.resize, INPUT_SIZE, self.device)
         x = (x - 128) / 128
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         pool = self._trunk(x).reshape(len(x), 2048).to(torch.float32)
         # Same expression as torch-fidelity (mm with the transposed view), so the logits match bit for bit.
         return {"pool3": pool, "logits_unbiased": pool.mm(self._fc_weight.T)}
 
 
 def build_inception(weights: str | Path | None = None, resize: str = "clean", device=None,
-                    batch_size: int = 32) -> InceptionTF:
+                    batch_size: int = 32, channels_last: bool = True) -> InceptionTF:
     """The Inception backbone from an explicit file, else whichever official file is found or downloaded."""
     from eeg2img.weights import find_local_weights, resolve_weights
 
@@ -146,4 +158,4 @@ def build_inception(weights: str | Path | None = None, resize: str = "clean", de
         except WeightsNotFoundError as err:
             raise WeightsNotFoundError(
                 f"{err} — or use clean-fid's inception-2015-12-05.pt in the same places") from None
-    return InceptionTF(weights, resize=resize, device=device, batch_size=batch_size)
+    return InceptionTF(weights, resize=resize, device=device, batch_size=batch_size, channels_last=channels_last)
