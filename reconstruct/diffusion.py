@@ -114,7 +114,11 @@ class Img2ImgDiffusion:
         if self._img2img is not None:
             return self
         from diffusers import DDIMScheduler, StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
+        from diffusers.utils import logging as diffusers_logging
 
+        # Loading bars and hints about optional packages would drown the grid's own progress bar.
+        diffusers_logging.disable_progress_bar()
+        diffusers_logging.set_verbosity_error()
         local = isinstance(self.source, Path)
         try:
             with warnings.catch_warnings():

@@ -45,6 +45,10 @@ class CaptionEmbedder:
                     f"{root}: no {' or '.join(missing)} sub-folder; caption embedding needs the SD directory's "
                     "tokenizer/ and text_encoder/ (a full SD 1.x download has both)")
         try:
+            from transformers.utils import logging as transformers_logging
+
+            transformers_logging.disable_progress_bar()
+            transformers_logging.set_verbosity_error()
             tokenizer = CLIPTokenizer.from_pretrained(str(sd_path), subfolder="tokenizer", local_files_only=local_files_only)
             encoder = CLIPTextModel.from_pretrained(str(sd_path), subfolder="text_encoder", local_files_only=local_files_only)
         except (OSError, ValueError) as err:

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 import slow_method
+
 from eeg2img.config import parse_config
 from eeg2img.errors import UserError
 from eeg2img.runner import cross_subject_gap, plan, run_grid
