@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -227,7 +228,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     engine = MetricsEngine(metrics, backbones=backbones, resize=args.resize, device=args.device,
                            cache_dir=args.cache_dir, seed=args.seed, use_cache=not args.no_cache,
                            clip_variant=args.clip_variant, identification_n_way=args.n_way)
-    report = engine.evaluate(pred, ref, captions=captions, subjects=subjects, trial_ids=stems)
+    with warnings.catch_warnings():
+        # The report keeps every qualifying warning; they are printed once below as notes, not as
+        # Python warnings with source lines.
+        warnings.simplefilter("ignore", UserWarning)
+        report = engine.evaluate(pred, ref, captions=captions, subjects=subjects, trial_ids=stems)
     report.provenance["pred_dir"], report.provenance["ref_dir"] = str(args.pred), str(args.ref)
     print(f"{len(stems)} image pairs · {args.pred} vs {args.ref}")
     print(report.table())

@@ -13,6 +13,7 @@ selectable, named policy (:mod:`metrics.backbones.resize`).
 
 from __future__ import annotations
 
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -108,7 +109,9 @@ class InceptionTF(Backbone):
             self.format = "clean-fid-torchscript"
             key = "inception-clean-fid"
             try:
-                model = torch.jit.load(str(path), map_location=self.device).eval()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", FutureWarning)  # torch's TorchScript deprecation notice
+                    model = torch.jit.load(str(path), map_location=self.device).eval()
                 self._trunk = model.layers
                 fc_weight = model.output.weight.detach()
             except (RuntimeError, AttributeError) as err:
