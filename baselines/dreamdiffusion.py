@@ -49,7 +49,7 @@ class EEGTokenizer(nn.Module):
         return self.net(f).view(len(f), self.seq_len, self.dim)
 
 
-@register("dreamdiffusion", quick=neuroimagen_quick(DIFFUSION_DEFAULTS, tune_steps=60))
+@register("dreamdiffusion", quick=neuroimagen_quick(DIFFUSION_DEFAULTS, tune_steps=40))
 class DreamDiffusion(DiffusionBaseline):
     """EEG → projected cross-attention tokens, tuned with the diffusion loss through the shared U-Net."""
 

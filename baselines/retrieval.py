@@ -103,13 +103,13 @@ class TripletRetrieval(_Retrieval):
     name = "retrieval-triplet"
 
     def __init__(self, seed: int = 0, image_size: int | None = None, encoder: str = _E["encoder"],
-                 embed_dim: int = _E["embed_dim"], margin: float = _E["margin"], mining: str = _E["mining"],
+                 lstm_readout: str = _E["lstm_readout"], embed_dim: int = _E["embed_dim"], margin: float = _E["margin"], mining: str = _E["mining"],
                  encoder_epochs: int = _E["encoder_epochs"], device: str = _E["device"]):
         self.seed = check_seed(self.name, seed)
         self.image_size = check_optional_size(self.name, "image_size", image_size, minimum=1)
-        check_encoder_params(self.name, {"encoder": encoder, "embed_dim": embed_dim, "margin": margin,
+        check_encoder_params(self.name, {"encoder": encoder, "lstm_readout": lstm_readout, "embed_dim": embed_dim, "margin": margin,
                                          "mining": mining, "encoder_epochs": encoder_epochs, "device": device})
-        self.encoder, self.embed_dim, self.margin = encoder, embed_dim, margin
+        self.encoder, self.lstm_readout, self.embed_dim, self.margin = encoder, lstm_readout, embed_dim, margin
         self.mining, self.encoder_epochs, self.device = mining, encoder_epochs, device
 
     def fit(self, train: EEGDataset, val: EEGDataset | None = None) -> TripletRetrieval:

@@ -50,7 +50,7 @@ DIFFUSION_DEFAULTS: dict[str, Any] = neuroimagen_defaults(
     ("sd_path", "strength", "steps", "guidance_scale", "demo_size", "demo_vae_steps", "demo_unet_steps",
      "batch_size", "device"))
 ENCODER_DEFAULTS: dict[str, Any] = neuroimagen_defaults(
-    ("encoder", "embed_dim", "margin", "mining", "encoder_epochs", "device"))
+    ("encoder", "lstm_readout", "embed_dim", "margin", "mining", "encoder_epochs", "device"))
 SALIENCY_SIZE: int = neuroimagen_defaults(("saliency_size",))["saliency_size"]
 
 
@@ -94,6 +94,7 @@ def check_device(method: str, device: Any) -> str:
 
 def check_encoder_params(method: str, params: dict[str, Any]) -> None:
     check_choice(method, "encoder", params["encoder"], ("lstm", "eegnet"))
+    check_choice(method, "lstm_readout", params["lstm_readout"], ("mean", "last"))
     check_int(method, "embed_dim", params["embed_dim"])
     check_float(method, "margin", params["margin"], low=0.0, low_open=False)
     check_choice(method, "mining", params["mining"], ("semihard", "batch-all"))

@@ -27,8 +27,8 @@ class DemoScale:
     metrics: tuple[str, ...] = ("ssim", "pixcorr", "fid", "kid", "is", "nway", "acc")
 
 
-FULL = DemoScale(subjects=3, classes=10, images_per_class=10, image_size=32)
-QUICK = DemoScale(subjects=2, classes=5, images_per_class=6, image_size=32)
+FULL = DemoScale(subjects=3, classes=10, images_per_class=20, image_size=32)
+QUICK = DemoScale(subjects=2, classes=5, images_per_class=12, image_size=32)
 
 
 def demo_dataset(out: Path, scale: DemoScale, seed: int) -> Path:

@@ -63,7 +63,8 @@ class NeuroImagen(Method):
 
     Parameters (all keyword-only; they are the configuration ``get_params`` reports):
 
-    - ``encoder`` ("lstm" = Brain2Image LSTM, the paper's; "eegnet"), ``embed_dim``, ``margin`` (β),
+    - ``encoder`` ("lstm" = Brain2Image LSTM, the paper's; "eegnet"), ``lstm_readout`` ("mean" of the
+      LSTM outputs | "last" hidden state, the original's), ``embed_dim``, ``margin`` (β),
       ``mining`` ("semihard" | "batch-all"), ``encoder_epochs``: stage 1, the triplet encoder f_θ.
     - ``alpha_adv``, ``alpha_ms``, ``alpha_ssim`` (α1..α3), ``gan_epochs``, ``saliency_size``:
       stage 2, the saliency GAN. The map is upsampled to the diffusion resolution as init image.
@@ -86,6 +87,7 @@ class NeuroImagen(Method):
         self,
         *,
         encoder: str = "lstm",
+        lstm_readout: str = "mean",
         embed_dim: int = 64,
         margin: float = 0.2,
         mining: str = "semihard",
@@ -104,7 +106,7 @@ class NeuroImagen(Method):
         image_size: int | None = None,
         sd_path: str | None = None,
         demo_size: int = 32,
-        demo_vae_steps: int = 400,
+        demo_vae_steps: int = 800,
         demo_unet_steps: int = 600,
         batch_size: int = 16,
         device: str = "auto",
@@ -112,6 +114,7 @@ class NeuroImagen(Method):
         use_cache: bool = True,
     ):
         self.encoder = encoder
+        self.lstm_readout = lstm_readout
         self.embed_dim = embed_dim
         self.margin = margin
         self.mining = mining
@@ -150,7 +153,7 @@ class NeuroImagen(Method):
     def encoder_config(self):
         from reconstruct.encoder import EncoderConfig
 
-        return EncoderConfig(kind=self.encoder, embed_dim=self.embed_dim, margin=self.margin, mining=self.mining,
+        return EncoderConfig(kind=self.encoder, readout=self.lstm_readout, embed_dim=self.embed_dim, margin=self.margin, mining=self.mining,
                              epochs=self.encoder_epochs, seed=self.seed, device=self._stage_device())
 
     def gan_config(self):
@@ -204,7 +207,8 @@ class NeuroImagen(Method):
             return self.sd_path
         from reconstruct.tiny_sd import cached_tiny_sd, tiny_sd_key
 
-        ids = train.unique_image_ids()
+        # Sorted, so every fold with the same training images (in any trial order) shares one model.
+        ids = sorted(train.unique_image_ids())
         cfg = self.tiny_sd_config()
         images = train.load_images(ids, size=cfg.image_size)
         first = {str(i): k for k, i in reversed(list(enumerate(train.image_ids)))}
@@ -424,7 +428,7 @@ def _resize(images: np.ndarray, size: int | None) -> np.ndarray:
 # --- the Table-3 ablations as registered variants -------------------------------------------------------
 # Settings for ``eeg2img demo --quick``: every stage shorter, the demo diffusion model smaller.
 QUICK_PARAMS = {"encoder_epochs": 40, "gan_epochs": 40, "regressor_epochs": 80, "steps": 10,
-                "demo_vae_steps": 250, "demo_unet_steps": 300}
+                "demo_vae_steps": 400, "demo_unet_steps": 300}
 
 
 def _variant(name: str, class_name: str, doc: str, **defaults) -> type[NeuroImagen]:

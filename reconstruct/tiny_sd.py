@@ -38,23 +38,25 @@ from reconstruct._common import (
     staging_directory,
 )
 
-FORMAT_VERSION = 1  # bump when training changes, so cached models are retrained
+FORMAT_VERSION = 2  # bump when training changes, so cached models are retrained
 INFO_FILE = "eeg2img_tiny_sd.json"
 
 
 @dataclass
 class TinySDConfig:
     image_size: int = 32
-    vae_channels: tuple[int, ...] = (16, 32, 32)  # 3 blocks → latents at image_size / 4
+    # 2 blocks → latents at image_size / 2. A 4× VAE this small, trained this briefly, loses the
+    # stimuli's colours (its reconstructions of held-out stimuli: 30 % in-domain accuracy vs 90 %).
+    vae_channels: tuple[int, ...] = (16, 32)
     latent_channels: int = 4
-    unet_channels: tuple[int, ...] = (32, 64)
+    unet_channels: tuple[int, ...] = (16, 32, 64)  # cross-attention at latent / 2 and / 4
     attention_head_dim: int = 8
     text_dim: int = 32  # = cross_attention_dim
     text_layers: int = 1
     max_length: int = 16  # caption tokens incl. start/end (SD 1.x uses 77)
-    vae_steps: int = 400
-    vae_batch_size: int = 4  # many small steps learn object colours sooner than few large ones
-    vae_lr: float = 1e-2  # peak of a one-cycle schedule
+    vae_steps: int = 800
+    vae_batch_size: int = 8
+    vae_lr: float = 3e-3  # peak of a one-cycle schedule
     kl_weight: float = 1e-6
     foreground_weight: float = 5.0  # extra reconstruction weight on pixels unlike the background
     unet_steps: int = 600

@@ -1,0 +1,111 @@
+"""The demo end to end, and the ordering the synthetic benchmark must show.
+
+``eeg2img demo --quick`` runs once for the contract tests (results table, gap table, report, resume).
+The ordering test runs the demo's grid with the *default* method settings on a small synthetic set:
+the quick settings train the diffusion model too briefly for its text-to-image oracle to beat chance,
+so they cannot show the ladder; the default settings can, and that is what the demo reports.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from eeg2img.demo import DemoScale, demo_dataset, run_demo
+from eeg2img.methods import available_methods
+from eeg2img.runstore import RESULT_COLUMNS
+
+KEY = ["dataset", "protocol", "fold", "subject", "method", "seed", "metric"]
+IN_DOMAIN = ("acc", "nway")  # the metrics whose backbone knows the synthetic classes
+FLOORS = ("floor-random", "floor-mean", "floor-class-mean")
+ORACLES = ("oracle-caption", "oracle-saliency")
+# Methods that learn a mapping from EEG (their LOSO score should fall: the synthetic subjects differ).
+LEARNED = ("neuroimagen", "retrieval-triplet", "retrieval-ridge")
+
+
+@pytest.fixture(scope="module")
+def quick_demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    assert run_demo(out, quick=True) == 0
+    return out
+
+
+def test_quick_demo_results_contract(quick_demo):
+    table = pd.read_csv(quick_demo / "results.csv")
+    assert list(table.columns) == RESULT_COLUMNS
+    assert set(table.protocol) == {"per-subject", "loso"}
+    assert set(table.method) == set(available_methods())
+    assert not table.duplicated(KEY).any(), "one row per (dataset, protocol, fold, subject, method, seed, metric)"
+    assert np.isfinite(table.value).all()
+    assert {"ssim", "pixcorr", "fid", "kid", "is", "nway", "acc"} <= set(table.metric)
+    assert set(table.loc[table.metric.isin(["ssim", "pixcorr"]), "backbone"]) == {"pixels"}
+    assert set(table.loc[table.metric.isin(IN_DOMAIN), "backbone"]) == {"synth-cnn"}
+    # the parquet copy holds the same table
+    pd.testing.assert_frame_equal(pd.read_parquet(quick_demo / "results.parquet").reset_index(drop=True), table,
+                                  check_dtype=False)
+
+
+def test_quick_demo_gap_and_report(quick_demo):
+    gap = pd.read_csv(quick_demo / "cross_subject_gap.csv")
+    table = pd.read_csv(quick_demo / "results.csv")
+    row = gap[(gap.method == "neuroimagen") & (gap.metric == "acc")].iloc[0]
+    per_subject = table[(table.method == "neuroimagen") & (table.metric == "acc") & (table.protocol == "per-subject")]
+    loso = table[(table.method == "neuroimagen") & (table.metric == "acc") & (table.protocol == "loso")]
+    assert row.gap == pytest.approx(per_subject.value.mean() - loso.value.mean())
+    assert row.ci_low <= row.gap <= row.ci_high
+    html = (quick_demo / "report" / "index.html").read_text()
+    for method in available_methods():
+        assert method in html
+    board = pd.read_csv(quick_demo / "report" / "leaderboard.csv")
+    assert set(board.method) == set(available_methods())
+
+
+def test_quick_demo_rerun_skips_every_cell(quick_demo, capsys):
+    before = {p: p.stat().st_mtime_ns for p in (quick_demo / "runs").rglob("DONE")}
+    table = pd.read_csv(quick_demo / "results.csv")
+    assert run_demo(quick_demo, quick=True) == 0
+    after = {p: p.stat().st_mtime_ns for p in (quick_demo / "runs").rglob("DONE")}
+    assert after == before, "a finished cell was run again"
+    pd.testing.assert_frame_equal(pd.read_csv(quick_demo / "results.csv"), table)
+
+
+def _in_domain_means(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean over folds and subjects of each in-domain metric: rows (method, protocol), columns metrics."""
+    rows = table[table.metric.isin(IN_DOMAIN)]
+    return rows.pivot_table(index=["method", "protocol"], columns="metric", values="value", aggfunc="mean")
+
+
+@pytest.fixture(scope="module")
+def ordering_table(tmp_path_factory):
+    from eeg2img.config import DatasetSpec, GridConfig
+    from eeg2img.runner import run_grid
+
+    out = tmp_path_factory.mktemp("ordering")
+    scale = DemoScale(subjects=2, classes=5, images_per_class=16, image_size=32)
+    path = demo_dataset(out, scale, seed=0)
+    config = GridConfig(datasets=(DatasetSpec(str(path)),), methods={m: {} for m in FLOORS + ORACLES + LEARNED},
+                        protocols=scale.protocols, seeds=(0,), metrics=IN_DOMAIN)
+    table = run_grid(config, out / "runs", progress=False)
+    print(json.dumps(_in_domain_means(table).round(3).reset_index().to_dict("records"), indent=1))
+    return table
+
+
+@pytest.mark.parametrize("metric", IN_DOMAIN)
+def test_ordering_oracles_above_pipeline_above_floors(ordering_table, metric):
+    means = _in_domain_means(ordering_table)[metric].groupby("method").mean()
+    for oracle in ORACLES:
+        assert means[oracle] > means["neuroimagen"], (oracle, means.to_dict())
+    for floor in FLOORS:
+        assert means["neuroimagen"] > means[floor], (floor, means.to_dict())
+
+
+def test_ordering_loso_below_per_subject_for_learned_methods(ordering_table):
+    means = _in_domain_means(ordering_table).mean(axis=1).unstack("protocol")
+    for method in LEARNED:
+        assert means.loc[method, "loso"] < means.loc[method, "per-subject"], (method, means.to_dict())
+    # They never read the EEG and the two protocols test the same trials: the same images, the same scores.
+    for method in ("floor-mean", "floor-class-mean") + ORACLES:
+        assert means.loc[method, "loso"] == pytest.approx(means.loc[method, "per-subject"], abs=1e-9)
