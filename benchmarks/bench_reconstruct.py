@@ -4,9 +4,10 @@ One fold of the synthetic set — 1 subject, 8 classes × 10 images, 32 px, spli
 images per class) — with NeuroImagen's default configuration, on CPU:
 
 - ``test_shared_diffusion_training``: the demo-scale diffusion model (VAE + U-Net + text encoder),
-  trained once per training image set and shared by every variant and fold. Budget ≲ 60 s.
+  trained once per training image set and shared by every variant and fold. Budget ≲ 120 s.
 - ``test_fold_after_diffusion_cached``: encoder + saliency GAN + regressor + reconstruction of the
-  test trials, with the diffusion model already on disk. Budget < 20 s.
+  test trials, with the diffusion model already on disk. Budget < 30 s. Together with the shared
+  model: issue 4's budget, one fold trained and reconstructed from scratch in under 3 minutes on 2 cores.
 - ``test_ablation_after_fold``: one more Table-3 variant on the same fold (shares every stage it can).
 
 Each runs once (training is not repeatable in a loop without retraining); ``extra_info`` records the
@@ -46,7 +47,7 @@ def _method(name: str, cache_dir):
 
 
 def _once(benchmark, fn):
-    """One timed call; also records the process CPU time (≈ wall time on an idle machine: single-threaded)."""
+    """One timed call; also records the process CPU time (summed over threads: up to 2× wall time on 2 cores)."""
     start = time.process_time()
     out = benchmark.pedantic(fn, rounds=1, iterations=1, warmup_rounds=0)
     benchmark.extra_info["cpu_s"] = round(time.process_time() - start, 2)
@@ -60,7 +61,7 @@ def test_shared_diffusion_training(benchmark, demo_fold):
     clear_memo()
     method = _method("neuroimagen", cache)
     source = _once(benchmark, lambda: method.diffusion_for(train).source)
-    benchmark.extra_info.update(budget_s=60, n_images=len(train.unique_image_ids()),
+    benchmark.extra_info.update(budget_s=120, n_images=len(train.unique_image_ids()),
                                 vae_steps=method.demo_vae_steps, unet_steps=method.demo_unet_steps,
                                 size_mb=round(sum(f.stat().st_size for f in source.rglob("*") if f.is_file()) / 2**20, 2))
 
@@ -96,7 +97,7 @@ def test_fold_after_diffusion_cached(benchmark, demo_fold):
     out = _once(benchmark, run)
     labels = np.asarray(test.labels)
     floor = train.load_images()[np.random.default_rng(0).integers(0, len(train), len(test))]
-    benchmark.extra_info.update(budget_s=20, n_train=len(train), n_test=len(test),
+    benchmark.extra_info.update(budget_s=30, n_train=len(train), n_test=len(test),
                                 class_accuracy=_class_accuracy(out, labels, train),
                                 floor_accuracy=_class_accuracy(floor, labels, train),
                                 **method.fit_info_)

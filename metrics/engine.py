@@ -43,6 +43,7 @@ from metrics.features_cache import FeatureCache, image_set_hash
 ALL_METRICS = ("ssim", "pixcorr", "fid", "kid", "is", "clip", "nway", "acc")
 PIXEL_METRICS = ("ssim", "pixcorr")
 SET_METRICS = ("fid", "kid", "is")
+REFERENCE_METRICS = ("fid", "kid", "nway", "acc")  # compare with the stimuli's features
 PIXELS = "pixels"
 
 _NEEDS = {
@@ -236,16 +237,24 @@ class MetricsEngine:
         return report
 
     def _extract(self, pred: np.ndarray, ref: np.ndarray) -> tuple[dict[int, dict], str | None]:
-        """``{id(backbone): {"pred": outputs, "ref": outputs}}`` — one pass per backbone per image set."""
+        """``{id(backbone): {"pred": outputs, "ref": outputs | None}}`` — one pass per backbone per image set.
+
+        A backbone sees the references only when one of its metrics compares with them: CLIP serving
+        only the text–image CLIP score never embeds the stimuli (500 ViT-B/32 passes saved per 500 pairs).
+        """
         used = self._used_backbones()
-        ref_hash = image_set_hash(ref) if used else None
+        wanted = set(self.metrics) & set(REFERENCE_METRICS)
+        needs_ref = [b for b in used if any(b in self._serving(m, self.backbones) for m in wanted)]
+        ref_hash = image_set_hash(ref) if used else None  # provenance, and the cache key
         out = {}
         for b in used:
-            fp = b.fingerprint()
-            ref_out = self.cache.get(fp, ref_hash)
-            if ref_out is None:
-                ref_out = b.extract(ref, desc=f"{b.name} (ref)")
-                self.cache.put(fp, ref_hash, ref_out)
+            ref_out = None
+            if b in needs_ref:
+                fp = b.fingerprint()
+                ref_out = self.cache.get(fp, ref_hash)
+                if ref_out is None:
+                    ref_out = b.extract(ref, desc=f"{b.name} (ref)")
+                    self.cache.put(fp, ref_hash, ref_out)
             pred_out = b.extract(pred, desc=f"{b.name} (pred)")
             out[id(b)] = {"pred": pred_out, "ref": ref_out}
         return out, ref_hash

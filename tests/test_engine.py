@@ -280,6 +280,20 @@ def test_one_pass_per_backbone_shared_by_all_metrics_and_ref_cache(pair, offline
     assert len(calls) == 2
 
 
+def test_references_are_embedded_only_for_metrics_that_compare_with_them(pair, offline_cache):
+    pred, ref = pair
+    proxy = build_backbone("proxy", seed=2)
+    proxy.batch_size = 3  # two batches per image set of four
+    seen = []
+    proxy.net.register_forward_hook(lambda module, args, out: seen.append(args[0].shape[0]))
+    report = _quiet_evaluate(MetricsEngine(("is",), backbones=[proxy], use_cache=False), pred, ref)
+    assert len(seen) == 2 and "is@proxy" in report.results  # the score reads the reconstructions alone
+    assert report.provenance["ref_image_set_sha256"] is not None  # the references are still recorded
+    seen.clear()
+    _quiet_evaluate(MetricsEngine(("is", "acc"), backbones=[proxy], use_cache=False), pred, ref)
+    assert len(seen) == 4  # accuracy's targets are the classifier's answers on the stimuli
+
+
 # --- report structure --------------------------------------------------------------------------------------------
 def test_report_tables_json_and_small_sample_warning(pair, offline_cache, tmp_path):
     pred, ref = pair
