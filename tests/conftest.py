@@ -21,3 +21,26 @@ def tiny_synth(tiny_synth_dir):
     from eeg2img.datasets import load_dataset
 
     return load_dataset(tiny_synth_dir / "eeg_synth.pth")
+
+
+# --- metrics: random weights in the real file formats, and a private cache (see metric_fixtures.py) ----------
+@pytest.fixture(scope="session")
+def fake_weights(tmp_path_factory):
+    import metric_fixtures
+
+    return metric_fixtures.fake_weights_dir(tmp_path_factory)
+
+
+@pytest.fixture
+def offline_cache(tmp_path, monkeypatch):
+    import metric_fixtures
+
+    return metric_fixtures.isolate(tmp_path, monkeypatch)
+
+
+@pytest.fixture(scope="module")
+def metrics_private_environment(tmp_path_factory):
+    """For a whole module (``pytestmark = pytest.mark.usefixtures(...)``): caches in a temp folder, no network."""
+    import metric_fixtures
+
+    yield from metric_fixtures.private_environment(tmp_path_factory)

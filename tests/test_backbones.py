@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import metric_fixtures
 import numpy as np
 import pytest
 import torch
@@ -12,20 +11,8 @@ from eeg2img.errors import UserError, WeightsNotFoundError
 from metrics.backbones import build_backbone
 from metrics.backbones.inception import InceptionTF, is_torchscript
 
-
-@pytest.fixture(scope="session")
-def fake_weights(tmp_path_factory):
-    return metric_fixtures.fake_weights_dir(tmp_path_factory)
-
-
-@pytest.fixture
-def offline_cache(tmp_path, monkeypatch):
-    return metric_fixtures.isolate(tmp_path, monkeypatch)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _private_environment(tmp_path_factory):
-    yield from metric_fixtures.private_environment(tmp_path_factory)
+# fake_weights, offline_cache: tests/conftest.py; every test here runs with private caches and no network.
+pytestmark = pytest.mark.usefixtures("metrics_private_environment")
 
 
 @pytest.fixture(scope="module")

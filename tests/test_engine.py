@@ -12,7 +12,6 @@ import re
 import warnings
 from types import SimpleNamespace
 
-import metric_fixtures
 import numpy as np
 import pytest
 import torch
@@ -24,20 +23,8 @@ from metrics.backbones.inception import InceptionTF
 from metrics.base import SmallSampleWarning
 from metrics.engine import MetricsEngine, span_coordinates
 
-
-@pytest.fixture(scope="session")
-def fake_weights(tmp_path_factory):
-    return metric_fixtures.fake_weights_dir(tmp_path_factory)
-
-
-@pytest.fixture
-def offline_cache(tmp_path, monkeypatch):
-    return metric_fixtures.isolate(tmp_path, monkeypatch)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _private_environment(tmp_path_factory):
-    yield from metric_fixtures.private_environment(tmp_path_factory)
+# fake_weights, offline_cache: tests/conftest.py; every test here runs with private caches and no network.
+pytestmark = pytest.mark.usefixtures("metrics_private_environment")
 
 N = 4
 

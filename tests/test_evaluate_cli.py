@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import metric_fixtures
 import numpy as np
 import pytest
 from metric_fixtures import perturbed, smooth_images
@@ -14,20 +13,8 @@ from PIL import Image
 from eeg2img.cli import main
 from eeg2img.weights import sha256_of
 
-
-@pytest.fixture(scope="session")
-def fake_weights(tmp_path_factory):
-    return metric_fixtures.fake_weights_dir(tmp_path_factory)
-
-
-@pytest.fixture
-def offline_cache(tmp_path, monkeypatch):
-    return metric_fixtures.isolate(tmp_path, monkeypatch)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _private_environment(tmp_path_factory):
-    yield from metric_fixtures.private_environment(tmp_path_factory)
+# fake_weights, offline_cache: tests/conftest.py; every test here runs with private caches and no network.
+pytestmark = pytest.mark.usefixtures("metrics_private_environment")
 
 
 def _write(folder: Path, images: np.ndarray, stems: list[str], ext: str = ".png") -> Path:

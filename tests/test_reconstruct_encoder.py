@@ -163,3 +163,24 @@ def test_encoder_rejects_bad_input(tmp_path):
     (tmp_path / "enc" / "model.safetensors").write_bytes(b"garbage")
     with pytest.raises(UserError, match="corrupt"):
         TripletEEGEncoder.load(tmp_path / "enc")
+
+
+def test_lstm_readouts_differ_and_old_saves_keep_the_last_state_readout(tmp_path):
+    import json
+
+    eeg, y = _class_signal_eeg(n_per_class=4)
+    kw = dict(kind="lstm", epochs=2, downsample=4, hidden_size=16, embed_dim=8)
+    mean = TripletEEGEncoder(readout="mean", **kw).fit(eeg, y)
+    last = TripletEEGEncoder(readout="last", **kw).fit(eeg, y)
+    assert not np.allclose(mean.encode(eeg), last.encode(eeg))
+    # An encoder saved before the option existed has no "readout" in its config: it was a last-state one.
+    last.save(tmp_path / "old")
+    config_file = tmp_path / "old" / "config.json"
+    meta = json.loads(config_file.read_text())
+    del meta["config"]["readout"]
+    config_file.write_text(json.dumps(meta))
+    old = TripletEEGEncoder.load(tmp_path / "old")
+    assert old.config.readout == "last"
+    np.testing.assert_array_equal(old.encode(eeg), last.encode(eeg))
+    with pytest.raises(UserError, match="readout"):
+        TripletEEGEncoder(readout="max")
