@@ -44,3 +44,38 @@ def metrics_private_environment(tmp_path_factory):
     import metric_fixtures
 
     yield from metric_fixtures.private_environment(tmp_path_factory)
+
+
+# --- baselines ---------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """For a whole module (``pytestmark = pytest.mark.usefixtures(...)``): torch on one thread, restored after.
+
+    Tiny nets gain nothing from a second thread, and on a shared 2-core machine two threads per process
+    can be ten times slower (spinning OpenMP workers).
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def decodable(tmp_path_factory):
+    """A strongly evoked synthetic set (signal 3×; 3 subjects, 6 classes × 6 images) split 60/40 by image:
+    (train, test), where every learned baseline must beat the floors."""
+    import numpy as np
+
+    from eeg2img.datasets import load_dataset
+    from eeg2img.datasets.synthetic import generate_synthetic
+    from eeg2img.splits import split_images
+
+    out = tmp_path_factory.mktemp("synth_strong")
+    generate_synthetic(out, subjects=3, classes=6, images_per_class=6, seed=0, image_size=32, progress=False,
+                       signal_strength=3.0)
+    data = load_dataset(out / "eeg_synth.pth")
+    test_images = split_images(data, seed=0, fractions=(0.6, 0.0, 0.4))["test"]
+    is_test = np.isin(data.image_ids_, sorted(test_images))
+    return data.subset(np.flatnonzero(~is_test)), data.subset(np.flatnonzero(is_test))

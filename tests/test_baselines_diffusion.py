@@ -18,38 +18,19 @@ import torch
 
 from eeg2img.errors import UserError
 from eeg2img.methods import build_method
-from eeg2img.splits import split_images
 
 # Zero-step tiny SD, few sampling steps: fast, deterministic, and shared by every test of this module.
 DIFFUSION = {"device": "cpu", "demo_vae_steps": 0, "demo_unet_steps": 0, "steps": 4}
 DREAM = {**DIFFUSION, "tune_steps": 30}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# torch on one thread for this module; see tests/conftest.py
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
     return tmp_path_factory.mktemp("cache")
-
-
-@pytest.fixture(scope="module")
-def decodable(tmp_path_factory):
-    from eeg2img.datasets import load_dataset
-    from eeg2img.datasets.synthetic import generate_synthetic
-
-    out = tmp_path_factory.mktemp("synth_strong")
-    generate_synthetic(out, subjects=3, classes=6, images_per_class=6, seed=0, image_size=32, progress=False,
-                       signal_strength=3.0)
-    data = load_dataset(out / "eeg_synth.pth")
-    test_images = split_images(data, seed=0, fractions=(0.6, 0.0, 0.4))["test"]
-    is_test = np.isin(data.image_ids_, sorted(test_images))
-    return data.subset(np.flatnonzero(~is_test)), data.subset(np.flatnonzero(is_test))
 
 
 def _fit(name, train, cache, **params):

@@ -16,33 +16,12 @@ import pytest
 import torch
 
 from eeg2img.methods import build_method
-from eeg2img.splits import split_images
 
 FLOORS = ("floor-random", "floor-mean", "floor-class-mean")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny nets gain nothing from a second thread, and on a shared 2-core machine two threads per process
-    # can be ten times slower (spinning OpenMP workers); restored afterwards.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def decodable(tmp_path_factory):
-    from eeg2img.datasets import load_dataset
-    from eeg2img.datasets.synthetic import generate_synthetic
-
-    out = tmp_path_factory.mktemp("synth_strong")
-    generate_synthetic(out, subjects=3, classes=6, images_per_class=6, seed=0, image_size=32, progress=False,
-                       signal_strength=3.0)
-    data = load_dataset(out / "eeg_synth.pth")
-    test_images = split_images(data, seed=0, fractions=(0.6, 0.0, 0.4))["test"]
-    is_test = np.isin(data.image_ids_, sorted(test_images))
-    return data.subset(np.flatnonzero(~is_test)), data.subset(np.flatnonzero(is_test))
+# torch on one thread for this module; see tests/conftest.py
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _pixels(images: np.ndarray) -> np.ndarray:
