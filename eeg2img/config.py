@@ -28,7 +28,6 @@ from eeg2img.errors import UserError
 from eeg2img.splits import PROTOCOLS
 
 EXECUTORS = ("inline", "process")
-KNOWN_METRICS = ("ssim", "pixcorr", "fid", "kid", "is", "clip", "nway", "acc")
 _TOP_KEYS = {"seeds", "protocols", "metrics", "executor", "workers", "datasets", "methods", "runs_dir", "allow_test_images_in_train", "backbone"}
 _DATASET_KEYS = {"path", "subjects", "images", "captions", "split_file"}
 
@@ -99,10 +98,12 @@ def parse_config(raw: dict, base: Path = Path("."), where: str = "config") -> Gr
     for p in protocols:
         if p not in PROTOCOLS:
             fail(f"unknown protocol {p!r}; choose from {', '.join(PROTOCOLS)}")
+    from metrics.vocabulary import ALL_METRICS  # the one list of metric names
+
     metrics = tuple(raw.get("metrics", ("ssim", "pixcorr")))
     for m in metrics:
-        if m not in KNOWN_METRICS:
-            fail(f"unknown metric {m!r}; choose from {', '.join(KNOWN_METRICS)}")
+        if m not in ALL_METRICS:
+            fail(f"unknown metric {m!r}; choose from {', '.join(ALL_METRICS)}")
     executor = raw.get("executor", "inline")
     if executor not in EXECUTORS:
         fail(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")

@@ -10,9 +10,9 @@ this process, in a process pool across folds, or (next) on a Ray cluster.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import time
-import warnings
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -26,7 +26,7 @@ from eeg2img.config import GridConfig
 from eeg2img.datasets.base import EEGDataset
 from eeg2img.methods import build_method
 from eeg2img.provenance import config_hash, provenance
-from eeg2img.runstore import RESULT_COLUMNS, CellKey, RunStore
+from eeg2img.runstore import POOLED_KEYS, RESULT_COLUMNS, SET_LEVEL_FILE_COLUMNS, CellKey, RunStore
 from eeg2img.splits import Fold, make_folds
 
 # Backbones trained or drawn by the project rather than the field's official weights: every number
@@ -136,14 +136,10 @@ def run_cell(store: RunStore, key: CellKey, dataset: EEGDataset, fold: Fold, spe
     pred = store.load_reconstructions(key, test.trial_ids)
     size = pred.shape[1]
     ref = test.load_images(size=size)
-    with warnings.catch_warnings():
-        # Small-N FID bias is expected per fold; N is recorded with every set-level value.
-        warnings.simplefilter("ignore", category=UserWarning)
-        samples, set_level, weights = evaluate_cell(pred, ref, test, dataset, job)
-    samples = _plain_metric_names(samples)
-    set_level = _plain_metric_names(set_level)
-    record["weights"] = {**weights, **getattr(method, "weights_sha256", {})}
-    rows = _tidy_rows(samples, set_level, key)
+    report = evaluate_cell(pred, ref, test, dataset, job)
+    samples = _plain_metric_names(report.per_sample)
+    record["weights"] = {**report.provenance["weights_sha256"], **getattr(method, "weights_sha256", {})}
+    rows = _tidy_rows(samples, report.labels, key)
     trials = pd.DataFrame(
         {
             "trial_id": test.trial_ids.astype(str),
@@ -152,7 +148,7 @@ def run_cell(store: RunStore, key: CellKey, dataset: EEGDataset, fold: Fold, spe
             "label": test.labels.astype(int),
         }
     )
-    store.finish(key, trials, samples, rows, record)
+    store.finish(key, trials, samples, rows, record, set_inputs=report.set_inputs)
 
 
 def _uses_backbone(metrics) -> bool:
@@ -167,7 +163,7 @@ def _check_images(images: np.ndarray, n: int, name: str) -> None:
 
 
 def evaluate_cell(pred, ref, test: EEGDataset, dataset: EEGDataset, job: FoldJob):
-    """Per-sample and set-level metric values of one cell, and the weights they used."""
+    """The engine's report on one cell: per-sample values, and the inputs of the set-level metrics."""
     from metrics.engine import evaluate_for_runner
 
     return evaluate_for_runner(
@@ -191,16 +187,46 @@ def _plain_metric_names(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(metric=frame["metric"].str.split("@").str[0])
 
 
-def _tidy_rows(samples: pd.DataFrame, set_level: pd.DataFrame, key: CellKey) -> pd.DataFrame:
-    per_subject = samples.groupby(["subject", "metric", "backbone"], as_index=False)["value"].mean()
-    parts = [per_subject]
-    if set_level is not None and len(set_level):
-        parts.append(set_level[set_level["subject"] != "all"][["subject", "metric", "backbone", "value"]])
-    rows = pd.concat(parts, ignore_index=True)
+def _tidy_rows(samples: pd.DataFrame, labels: dict[str, str], key: CellKey) -> pd.DataFrame:
+    """Per-subject means of the per-sample metrics, each with the protocol label it was computed under."""
+    rows = samples.groupby(["subject", "metric", "backbone"], as_index=False)["value"].mean()
+    by_plain_name = {(name.split("@")[0], name.split("@", 1)[1]): label for name, label in labels.items()}
+    rows["label"] = [by_plain_name.get((m, b), "") for m, b in zip(rows["metric"], rows["backbone"])]
     rows["subject"] = rows["subject"].astype(int)
     for k, v in (("dataset", key.dataset), ("protocol", key.protocol), ("fold", key.fold), ("method", key.method), ("seed", key.seed)):
         rows[k] = v
     return rows[RESULT_COLUMNS]
+
+
+def pool_set_level(store: RunStore, options: dict | None = None) -> pd.DataFrame:
+    """FID, KID and IS over the pooled test trials of all folds of each (dataset, protocol, method, seed).
+
+    Per-subject and LOSO folds test each trial exactly once, so the folds' trials together are the
+    whole test set. Folds are concatenated in fold-name order, each in its trials.parquet order — the
+    order the value depends on (KID subsets and the IS shuffle are seeded) — and :mod:`metrics.set_level`
+    computes each metric once, for the whole set and for each subject whose trials reach the minimum N.
+    """
+    from metrics.set_level import SetLevelOptions, set_level_rows
+
+    groups: dict[tuple, list[tuple[str, Path]]] = {}
+    for d in store.finished_cells():
+        cell = json.loads((d / "cell.json").read_text())
+        groups.setdefault(tuple(cell[k] for k in POOLED_KEYS), []).append((cell["fold"], d))
+    rows = []
+    for key, cells in sorted(groups.items()):
+        cells.sort()
+        inputs = [store.set_inputs(d) for _, d in cells]
+        subjects = np.concatenate([pd.read_parquet(d / "trials.parquet")["subject"].to_numpy() for _, d in cells])
+        names = sorted(set().union(*inputs))
+        opts = SetLevelOptions(seed=int(key[3]), **(options or {}))
+        for name in names:
+            if not all(name in i for i in inputs):
+                continue  # a fold that did not compute this metric: no pooled value rather than a partial one
+            arrays = tuple(np.concatenate(parts) for parts in zip(*(i[name] for i in inputs)))
+            metric, backbone = name.split("@", 1)
+            for row in set_level_rows(metric, backbone, arrays, subjects, opts):
+                rows.append({**dict(zip(POOLED_KEYS, key)), "folds": len(cells), **row})
+    return pd.DataFrame(rows, columns=SET_LEVEL_FILE_COLUMNS)
 
 
 # --- building the grid and running it -----------------------------------------------------------------
@@ -281,7 +307,9 @@ def run_grid(config: GridConfig, runs_dir: str | Path, executor=None, progress: 
 
         for _ in executor.map(run_fold_job, jobs, tick):
             pass
-    return RunStore(runs_dir).write_results()
+    store = RunStore(runs_dir)
+    store.write_set_level(pool_set_level(store))
+    return store.write_results()
 
 
 def cross_subject_gap(results: pd.DataFrame) -> pd.DataFrame:

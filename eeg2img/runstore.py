@@ -8,9 +8,12 @@ Layout (a contract shared with ``reports/``)::
         recon/<trial_id>.png   reconstructions, one per test trial (kept across a kill: a rerun makes only the missing)
         trials.parquet     trial_id, subject, image_id, label of the test trials
         samples.parquet    per-sample metric values: trial_id, subject, metric, backbone, value
-        metrics.parquet    tidy rows of RESULT_COLUMNS for this cell
+        metrics.parquet    tidy rows of RESULT_COLUMNS for this cell (per-sample metrics, mean per subject)
+        set_inputs.npz     per-trial features of the set-level metrics (FID, KID, IS), rows in trials order
         DONE               written last; a cell with DONE is skipped by a rerun
     RUNS/results.csv, RUNS/results.parquet   every finished cell's tidy rows
+    RUNS/set_level.csv, RUNS/set_level.parquet   FID, KID and IS over the pooled test trials of all folds of
+                       a (dataset, protocol, method, seed), and per subject where N reaches the minimum
 
 A cell is finished only when DONE exists, and DONE is written after every other file, each by
 temp-file + rename, so a run killed at any point leaves either a finished cell or one that a rerun
@@ -26,11 +29,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from eeg2img.atomic import write_csv, write_json, write_parquet, write_png, write_text
+from eeg2img.atomic import write_csv, write_json, write_parquet, write_png, write_text, write_with
 from eeg2img.errors import UserError
 
-RESULT_COLUMNS = ["dataset", "protocol", "fold", "subject", "method", "seed", "metric", "backbone", "value"]
+# ``label`` is the protocol the engine computed the value under ("5-way top-1"): part of what a value is.
+RESULT_COLUMNS = ["dataset", "protocol", "fold", "subject", "method", "seed", "metric", "backbone", "label", "value"]
 SAMPLE_COLUMNS = ["trial_id", "subject", "metric", "backbone", "value"]
+POOLED_KEYS = ["dataset", "protocol", "method", "seed"]
+SET_LEVEL_FILE_COLUMNS = [*POOLED_KEYS, "folds", "subject", "metric", "backbone", "label", "value", "std", "ci_low",
+                          "ci_high", "n", "min_n", "status", "warning"]
+_SET_INPUTS = "set_inputs.npz"
 
 
 @dataclass(frozen=True)
@@ -84,8 +92,11 @@ class RunStore:
 
         return np.stack([read_rgb(self.cell_dir(key) / "recon" / f"{t}.png") for t in trial_ids])
 
-    def finish(self, key: CellKey, trials: pd.DataFrame, samples: pd.DataFrame, rows: pd.DataFrame, provenance: dict) -> None:
+    def finish(self, key: CellKey, trials: pd.DataFrame, samples: pd.DataFrame, rows: pd.DataFrame, provenance: dict,
+               set_inputs: dict[str, tuple[np.ndarray, ...]] | None = None) -> None:
         d = self.cell_dir(key)
+        arrays = {f"{name}#{i}": np.asarray(a) for name, parts in (set_inputs or {}).items() for i, a in enumerate(parts)}
+        write_with(d / _SET_INPUTS, lambda p: _save_npz(p, arrays))
         write_parquet(d / "trials.parquet", trials)
         write_parquet(d / "samples.parquet", samples[SAMPLE_COLUMNS])
         write_parquet(d / "metrics.parquet", rows[RESULT_COLUMNS])
@@ -107,8 +118,30 @@ class RunStore:
                 raise UserError(f"{d / 'metrics.parquet'}: unreadable ({err.__class__.__name__}); delete {d} and rerun") from None
         if not frames:
             return pd.DataFrame(columns=RESULT_COLUMNS)
-        table = pd.concat(frames, ignore_index=True)[RESULT_COLUMNS]
+        table = pd.concat(frames, ignore_index=True).reindex(columns=RESULT_COLUMNS)
+        table["label"] = table["label"].fillna("")  # cells written before labels were stored
         return table.sort_values(RESULT_COLUMNS[:-1], kind="stable").reset_index(drop=True)
+
+    def set_inputs(self, cell: Path) -> dict[str, tuple[np.ndarray, ...]]:
+        """``{metric@backbone: arrays}`` of a finished cell (rows in the order of its trials.parquet)."""
+        path = Path(cell) / _SET_INPUTS
+        if not path.is_file():
+            return {}
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                flat = {k: z[k] for k in z.files}
+        except (OSError, ValueError) as err:
+            raise UserError(f"{path}: unreadable ({err.__class__.__name__}); delete {cell} and rerun") from None
+        out: dict[str, list] = {}
+        for k in sorted(flat, key=lambda k: (k.rsplit("#", 1)[0], int(k.rsplit("#", 1)[1]))):
+            out.setdefault(k.rsplit("#", 1)[0], []).append(flat[k])
+        return {name: tuple(parts) for name, parts in out.items()}
+
+    def write_set_level(self, table: pd.DataFrame) -> pd.DataFrame:
+        table = table.reindex(columns=SET_LEVEL_FILE_COLUMNS)
+        write_csv(self.root / "set_level.csv", table)
+        write_parquet(self.root / "set_level.parquet", table.astype({"subject": str}))
+        return table
 
     def samples(self) -> pd.DataFrame:
         frames = []
@@ -125,3 +158,8 @@ class RunStore:
         write_csv(self.root / "results.csv", table)
         write_parquet(self.root / "results.parquet", table)
         return table
+
+
+def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    with open(path, "wb") as f:  # a file object: np.savez would append ".npz" to the temporary name
+        np.savez(f, **arrays)

@@ -36,11 +36,14 @@ class MetricResult:
     protocol: str = ""
     n: int = 0
     per_sample: np.ndarray | None = None
+    label: str = ""  # the short protocol label a table shows beside the metric ("5-way top-1")
+    status: str = "ok"  # "N < min": too few samples for this metric, and no value is given
 
     def to_dict(self) -> dict[str, Any]:
         ci = None if self.ci95 is None else [float(self.ci95[0]), float(self.ci95[1])]
-        return {"value": float(self.value), "ci95": ci, "backbone": self.backbone, "protocol": self.protocol,
-                "n": int(self.n)}
+        value = float(self.value) if self.status == "ok" else None
+        return {"value": value, "ci95": ci, "backbone": self.backbone, "protocol": self.protocol,
+                "label": self.label, "status": self.status, "n": int(self.n)}
 
 
 # ----------------------------------------------------------------------------------------------- input checks

@@ -39,10 +39,9 @@ from eeg2img.errors import UserError
 from metrics.backbones.base import Backbone, check_images
 from metrics.base import MetricResult, SmallSampleWarning
 from metrics.features_cache import FeatureCache, image_set_hash
+from metrics.set_level import SET_LEVEL_COLUMNS, SetLevelOptions, set_level_rows
+from metrics.vocabulary import ALL_METRICS, PIXEL_METRICS, SET_METRICS, STATUS_OK
 
-ALL_METRICS = ("ssim", "pixcorr", "fid", "kid", "is", "clip", "nway", "acc")
-PIXEL_METRICS = ("ssim", "pixcorr")
-SET_METRICS = ("fid", "kid", "is")
 REFERENCE_METRICS = ("fid", "kid", "nway", "acc")  # compare with the stimuli's features
 PIXELS = "pixels"
 
@@ -73,10 +72,14 @@ class EvaluationReport:
     n: int
     results: dict[str, MetricResult]
     per_sample: pd.DataFrame  # trial_id, subject, metric, backbone, value
-    set_level: pd.DataFrame  # subject, metric, backbone, value  (subject "all" = every trial)
+    set_level: pd.DataFrame  # SET_LEVEL_COLUMNS (subject "all" = every trial; status "N < min" has no value)
     provenance: dict
     extras: dict[str, dict] = field(default_factory=dict)  # name -> {"std": ...} for KID / IS
     warnings: list[str] = field(default_factory=list)
+    # metric@backbone -> the per-trial arrays its set-level value is computed from (rows = trials)
+    set_inputs: dict[str, tuple[np.ndarray, ...]] = field(default_factory=dict, repr=False)
+    # metric@backbone -> the short protocol label the value was computed under ("5-way top-1", "6 splits, N=60")
+    labels: dict[str, str] = field(default_factory=dict)
     # backbone name -> {"pred": outputs, "ref": outputs}: the features every metric was computed from
     outputs: dict[str, dict[str, dict[str, np.ndarray]]] = field(default_factory=dict, repr=False)
 
@@ -99,7 +102,10 @@ class EvaluationReport:
         for name, r in self.results.items():
             ci = "—" if r.ci95 is None else f"[{r.ci95[0]:.4g}, {r.ci95[1]:.4g}]"
             std = self.extras.get(name, {}).get("std")
-            value = f"{r.value:.4g}" + (f" ± {std:.2g}" if std is not None else "")
+            if r.status != STATUS_OK:
+                value = f"{r.status} (N={r.n})"
+            else:
+                value = f"{r.value:.4g}" + (f" ± {std:.2g}" if std is not None else "")
             rows.append((name, value, ci, str(r.n), r.protocol))
         widths = [max(len(row[i]) for row in rows) for i in range(4)]
         lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths)) + "  " + row[4] for row in rows]
@@ -122,7 +128,8 @@ class MetricsEngine:
                  n_boot: int = 1000, set_n_boot: dict[str, int] | None = None, kid_subsets: int = 100,
                  kid_subset_size: int = 1000, is_splits: int = 10, clip_variant: str = "hessel",
                  identification_n_way: int | None = None, acc_n_way: int = 50, acc_top_k: int = 1,
-                 acc_draws: int = 50, per_subject_sets: bool = True):
+                 acc_draws: int = 50, per_subject_sets: bool = True, set_level: bool = True,
+                 enforce_min_n: bool = True):
         from metrics.backbones.resize import check_policy
 
         self.metrics = tuple(dict.fromkeys(str(m).strip().lower() for m in metrics))
@@ -145,6 +152,10 @@ class MetricsEngine:
         self.identification_n_way = identification_n_way
         self.acc_n_way, self.acc_top_k, self.acc_draws = acc_n_way, acc_top_k, acc_draws
         self.per_subject_sets = per_subject_sets
+        # set_level=False collects each set-level metric's inputs (report.set_inputs) without computing it: the
+        # grid runner pools them over folds first. enforce_min_n=False only serves the tests that prove the
+        # formulas against the reference libraries on a handful of images.
+        self.set_level, self.enforce_min_n = set_level, enforce_min_n
         self.backbones = self._resolve_backbones(backbones)
 
     # --- backbones ------------------------------------------------------------------------------------
@@ -280,50 +291,49 @@ class MetricsEngine:
         from metrics.ssim import describe_protocol, ssim
 
         values = ssim(pred, ref, protocol=self.ssim_protocol, size=self.image_size)
+        colour = "grey" if self.ssim_protocol == "mindeye" else "RGB mean"
+        size = "native size" if self.image_size is None else f"{self.image_size}px"
         st.per_sample_metric("ssim", PIXELS, values, describe_protocol(self.ssim_protocol, self.image_size),
-                             self.n_boot, self.seed)
+                             f"{size}, {colour}", self.n_boot, self.seed)
 
     def _metric_pixcorr(self, st: _Collector, pred, ref, outputs, captions) -> None:
         from metrics.pixcorr import pixcorr
 
         values = pixcorr(pred, ref, size=self.image_size)
         size = "native" if self.image_size is None else f"{self.image_size}px"
-        st.per_sample_metric("pixcorr", PIXELS, values, f"mindeye-{size}-rgb-pearson", self.n_boot, self.seed)
+        st.per_sample_metric("pixcorr", PIXELS, values, f"mindeye-{size}-rgb-pearson", f"{size}, RGB", self.n_boot,
+                             self.seed)
+
+    def _set_metric(self, metric: str, st: _Collector, outputs) -> None:
+        options = SetLevelOptions(seed=self.seed, n_boot=self.set_n_boot[metric], kid_subsets=self.kid_subsets,
+                                  kid_subset_size=self.kid_subset_size, is_splits=self.is_splits,
+                                  enforce_min_n=self.enforce_min_n)
+        for b in self._serving(metric, self.backbones):
+            o = outputs[id(b)]
+            if metric == "is":
+                arrays = (o["pred"][b.score_logits_key],)
+                protocol = (f"IS torch-fidelity: softmax of {b.score_logits_key} ({arrays[0].shape[1]} classes), "
+                            f"splits=min({self.is_splits}, N // 10), shuffle seed 2020, population std; "
+                            f"{b.preprocessing}")
+            else:
+                arrays = (o["pred"][b.distribution_key], o["ref"][b.distribution_key])
+                if metric == "fid":
+                    protocol = (f"FID float64 eigvals on {b.distribution_key} ({arrays[0].shape[1]}-d); "
+                                f"{b.preprocessing}")
+                else:
+                    protocol = (f"KID poly3 (gamma=1/d, coef 1) subsets={self.kid_subsets} "
+                                f"subset_size=min({self.kid_subset_size}, N) seed={self.seed} on "
+                                f"{b.distribution_key}; {b.preprocessing}")
+            st.set_metric(metric, b.name, arrays, protocol, options, self.per_subject_sets, self.set_level)
 
     def _metric_fid(self, st: _Collector, pred, ref, outputs, captions) -> None:
-        from metrics.fid import fid_from_features
-
-        for b in self._serving("fid", self.backbones):
-            o = outputs[id(b)]
-            p, r = o["pred"][b.distribution_key], o["ref"][b.distribution_key]
-            protocol = f"FID float64 eigvals on {b.distribution_key} ({p.shape[1]}-d); {b.preprocessing}"
-            fn = lambda x, y: fid_from_features(*span_coordinates(x, y))  # noqa: E731
-            st.set_metric("fid", b.name, fn, (p, r), protocol,
-                          self.set_n_boot["fid"], self.seed, self.per_subject_sets, min_rows=2)
+        self._set_metric("fid", st, outputs)
 
     def _metric_kid(self, st: _Collector, pred, ref, outputs, captions) -> None:
-        from metrics.kid import kid_from_features
-
-        for b in self._serving("kid", self.backbones):
-            o = outputs[id(b)]
-            p, r = o["pred"][b.distribution_key], o["ref"][b.distribution_key]
-            protocol = (f"KID poly3 (gamma=1/d, coef 1) subsets={self.kid_subsets} subset_size=min({self.kid_subset_size}"
-                        f", N) seed={self.seed} on {b.distribution_key}; {b.preprocessing}")
-            fn = lambda x, y: kid_from_features(x, y, subsets=self.kid_subsets,  # noqa: E731
-                                                subset_size=min(self.kid_subset_size, len(x)), seed=self.seed)
-            st.set_metric("kid", b.name, fn, (p, r), protocol, self.set_n_boot["kid"], self.seed,
-                          self.per_subject_sets, min_rows=2)
+        self._set_metric("kid", st, outputs)
 
     def _metric_is(self, st: _Collector, pred, ref, outputs, captions) -> None:
-        from metrics.inception_score import inception_score_from_logits
-
-        for b in self._serving("is", self.backbones):
-            logits = outputs[id(b)]["pred"][b.score_logits_key]
-            protocol = (f"IS torch-fidelity: softmax of {b.score_logits_key} ({logits.shape[1]} classes), "
-                        f"splits=min({self.is_splits}, N), shuffle seed 2020, population std; {b.preprocessing}")
-            fn = lambda x: inception_score_from_logits(x, splits=min(self.is_splits, len(x)))  # noqa: E731
-            st.set_metric("is", b.name, fn, (logits,), protocol, self.set_n_boot["is"], self.seed,
-                          self.per_subject_sets, min_rows=1)
+        self._set_metric("is", st, outputs)
 
     def _metric_clip(self, st: _Collector, pred, ref, outputs, captions) -> None:
         from metrics.clip_score import aggregate_clip_score, clip_score_from_embeddings
@@ -334,7 +344,8 @@ class MetricsEngine:
             protocol = (f"CLIP score {self.clip_variant} "
                         f"({'2.5·max(cos,0), mean' if self.clip_variant == 'hessel' else '100·cos, mean clamped'}) "
                         f"reconstruction vs caption; {b.preprocessing}")
-            st.per_sample_metric("clip", b.name, values, protocol, self.n_boot, self.seed,
+            label = "Hessel w=2.5" if self.clip_variant == "hessel" else "torchmetrics w=100"
+            st.per_sample_metric("clip", b.name, values, protocol, label, self.n_boot, self.seed,
                                  value=aggregate_clip_score(values, self.clip_variant))
 
     def _metric_nway(self, st: _Collector, pred, ref, outputs, captions) -> None:
@@ -347,10 +358,10 @@ class MetricsEngine:
             for label, key in b.identification.items():
                 values = nway_identification(o["pred"][key], o["ref"][key], n_way=self.identification_n_way,
                                              seed=self.seed)
-                way = ("2-way all pairs (MindEye)" if self.identification_n_way is None
+                way = ("2-way, all pairs" if self.identification_n_way is None
                        else f"{self.identification_n_way}-way, 50 draws")
-                protocol = f"identification {way}, Pearson r of {key}; {b.preprocessing}"
-                st.per_sample_metric("nway", label, values, protocol, self.n_boot, self.seed)
+                protocol = f"identification {way} (MindEye), Pearson r of {key}; {b.preprocessing}"
+                st.per_sample_metric("nway", label, values, protocol, way, self.n_boot, self.seed)
 
     def _metric_acc(self, st: _Collector, pred, ref, outputs, captions) -> None:
         from metrics.accuracy import nway_topk_accuracy
@@ -364,25 +375,8 @@ class MetricsEngine:
                                         seed=self.seed)
             protocol = (f"MinD-Vis {n_way}-way top-{self.acc_top_k}, {self.acc_draws} draws, seed {self.seed}; "
                         f"target = classifier's class for the stimulus ({logits.shape[1]} classes); {b.preprocessing}")
-            st.per_sample_metric("acc", b.name, values, protocol, self.n_boot, self.seed)
-
-
-def span_coordinates(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Both feature sets in an orthonormal basis of the affine span of their rows (FID-preserving).
-
-    FID depends only on the mean difference and the two covariances, and is unchanged by a
-    translation and by any isometry of the space that holds all the data. With N1 + N2 ≤ d (the usual
-    case: a few hundred trials, 2048-d features) the rows span at most N1 + N2 − 1 dimensions, so the
-    d×d eigenproblem of ``Σ1Σ2`` shrinks to (N1+N2)×(N1+N2) — seconds become milliseconds — while
-    the value stays the same to round-off. With more rows than dimensions nothing is changed.
-    """
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    if len(a) + len(b) >= a.shape[1]:
-        return a, b
-    origin = a.mean(axis=0)
-    _, _, vt = np.linalg.svd(np.concatenate([a - origin, b - origin]), full_matrices=False)
-    return (a - origin) @ vt.T, (b - origin) @ vt.T
+            st.per_sample_metric("acc", b.name, values, protocol, f"{n_way}-way top-{self.acc_top_k}",
+                                 self.n_boot, self.seed)
 
 
 class _Collector:
@@ -394,66 +388,65 @@ class _Collector:
         self.extras: dict[str, dict] = {}
         self.sample_frames: list[pd.DataFrame] = []
         self.set_rows: list[dict] = []
+        self.set_inputs: dict[str, tuple[np.ndarray, ...]] = {}
+        self.labels: dict[str, str] = {}
 
     def _subject_column(self) -> np.ndarray:
         return self.subjects if self.subjects is not None else np.full(self.n, "all", dtype=object)
 
-    def per_sample_metric(self, metric: str, backbone: str, values: np.ndarray, protocol: str, n_boot: int,
-                          seed: int, value: float | None = None) -> None:
+    def per_sample_metric(self, metric: str, backbone: str, values: np.ndarray, protocol: str, label: str,
+                          n_boot: int, seed: int, value: float | None = None) -> None:
         from metrics.bootstrap import bootstrap_ci
 
         values = np.asarray(values, dtype=np.float64)
         name = metric_name(metric, backbone)
         ci = bootstrap_ci(values, n_boot=n_boot, seed=seed) if n_boot > 0 and len(values) > 1 else None
         self.results[name] = MetricResult(name=name, value=float(values.mean() if value is None else value), ci95=ci,
-                                          backbone=backbone, protocol=protocol, n=len(values), per_sample=values)
+                                          backbone=backbone, protocol=protocol, n=len(values), per_sample=values,
+                                          label=label)
+        self.labels[name] = label
         self.sample_frames.append(pd.DataFrame({"trial_id": self.trial_ids, "subject": self._subject_column(),
                                                 "metric": name, "backbone": backbone, "value": values}))
 
-    def set_metric(self, metric: str, backbone: str, fn, arrays: tuple, protocol: str, n_boot: int, seed: int,
-                   per_subject: bool, min_rows: int) -> None:
-        from metrics.bootstrap import bootstrap_set_metric
-
+    def set_metric(self, metric: str, backbone: str, arrays: tuple, protocol: str, options: SetLevelOptions,
+                   per_subject: bool, compute: bool) -> None:
         name = metric_name(metric, backbone)
-        out = fn(*arrays)
-        value, std = (out if isinstance(out, tuple) else (out, None))
-        ci = None
-        if n_boot > 0 and len(arrays[0]) > 1:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", SmallSampleWarning)
-                ci = bootstrap_set_metric(fn, *arrays, n_boot=n_boot, seed=seed)
-        self.results[name] = MetricResult(name=name, value=float(value), ci95=ci, backbone=backbone,
-                                          protocol=f"{protocol}; N={len(arrays[0])}", n=len(arrays[0]))
-        if std is not None:
-            self.extras[name] = {"std": float(std)}
-        self.set_rows.append({"subject": "all", "metric": name, "backbone": backbone, "value": float(value)})
-        if per_subject and self.subjects is not None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", SmallSampleWarning)  # said once for the whole set
-                for s in pd.unique(self.subjects):
-                    rows = np.flatnonzero(self.subjects == s)
-                    if len(rows) < min_rows:
-                        continue
-                    sub = fn(*(a[rows] for a in arrays))
-                    sub = sub[0] if isinstance(sub, tuple) else sub
-                    self.set_rows.append({"subject": s.item() if hasattr(s, "item") else s, "metric": name,
-                                          "backbone": backbone, "value": float(sub)})
+        self.set_inputs[name] = arrays
+        if not compute:
+            return
+        rows = set_level_rows(metric, backbone, arrays, self.subjects if per_subject else None, options)
+        whole = rows[0]
+        ci = None if np.isnan(whole["ci_low"]) else (whole["ci_low"], whole["ci_high"])
+        self.results[name] = MetricResult(name=name, value=whole["value"], ci95=ci, backbone=backbone,
+                                          protocol=f"{protocol}; N={whole['n']}", n=whole["n"],
+                                          label=whole["label"], status=whole["status"])
+        self.labels[name] = whole["label"]
+        if not np.isnan(whole["std"]):
+            self.extras[name] = {"std": float(whole["std"])}
+        for row in rows:
+            if row["warning"]:
+                warnings.warn(row["warning"] if row["subject"] == "all" else f"subject {row['subject']}: "
+                              f"{row['warning']}", SmallSampleWarning, stacklevel=2)
+            self.set_rows.append({**row, "metric": name})
 
     def report(self, provenance: dict, messages: list[str]) -> EvaluationReport:
         samples = (pd.concat(self.sample_frames, ignore_index=True) if self.sample_frames
                    else pd.DataFrame(columns=["trial_id", "subject", "metric", "backbone", "value"]))
-        set_level = pd.DataFrame(self.set_rows, columns=["subject", "metric", "backbone", "value"])
+        set_level = pd.DataFrame(self.set_rows, columns=SET_LEVEL_COLUMNS)
         set_level["subject"] = set_level["subject"].astype(object)
-        return EvaluationReport(self.n, self.results, samples, set_level, provenance, self.extras, messages)
+        return EvaluationReport(self.n, self.results, samples, set_level, provenance, self.extras, messages,
+                                set_inputs=self.set_inputs, labels=self.labels)
 
 
 # ------------------------------------------------------------------------------------------- runner hook
 def evaluate_for_runner(pred: np.ndarray, ref: np.ndarray, metrics: Sequence[str], trial_ids: Sequence[str],
                         subjects: Sequence[int], captions: Sequence[str] | None, dataset, backbone: str = "synth-cnn",
                         cache_dir: str | Path | None = None, seed: int = 0, backbone_options: dict | None = None,
-                        **engine_kwargs) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str | None]]:
-    """What the grid runner needs per cell: (per-sample rows, set-level rows, {backbone: weights sha256}).
+                        **engine_kwargs) -> EvaluationReport:
+    """What the grid runner needs per cell: the report of its per-sample metrics and its set-level inputs.
 
+    Set-level metrics are not computed here (``set_level=False``): one fold holds a fraction of the test
+    set, so the runner pools ``report.set_inputs`` over the folds and calls :mod:`metrics.set_level` once.
     ``backbone`` names the backbone of the model-based metrics (``synth-cnn`` trains on ``dataset``'s
     stimuli, cached under ``cache_dir``; ``inception-tf`` and friends resolve official weights);
     ``backbone_options`` go to the backbone's constructor (e.g. ``{"config": SynthCNNConfig(...)}``).
@@ -469,9 +462,9 @@ def evaluate_for_runner(pred: np.ndarray, ref: np.ndarray, metrics: Sequence[str
             backbones = [InDomainCNN.for_dataset(dataset, cache_dir=cache_dir, **(backbone_options or {}))]
         else:
             backbones = [build_backbone(backbone, **(backbone_options or {}))]
-    engine = MetricsEngine(metrics, backbones=backbones, cache_dir=cache_dir, seed=seed, **engine_kwargs)
-    report = engine.evaluate(pred, ref, captions=captions, subjects=subjects, trial_ids=trial_ids)
-    return report.per_sample, report.set_level, dict(report.provenance["weights_sha256"])
+    engine = MetricsEngine(metrics, backbones=backbones, cache_dir=cache_dir, seed=seed,
+                           **{"set_level": False, **engine_kwargs})
+    return engine.evaluate(pred, ref, captions=captions, subjects=subjects, trial_ids=trial_ids)
 
 
-__all__ = ["ALL_METRICS", "EvaluationReport", "MetricsEngine", "evaluate_for_runner", "metric_name"]
+__all__ = ["ALL_METRICS", "SET_METRICS", "EvaluationReport", "MetricsEngine", "evaluate_for_runner", "metric_name"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +53,8 @@ def test_evaluate_writes_table_and_json(dirs, fake_weights, capsys, tmp_path):
             "--clip-weights", str(fake_weights.clip_ckpt), "--captions", str(captions), "--json", str(out)]
     assert main(argv) == 0
     stdout = capsys.readouterr().out
-    assert "note: FID on 4 samples" in stdout
+    # Four images are below every set-level metric's minimum N: the table says so instead of a number.
+    assert re.search(r"fid@inception-tf\s+N < min \(N=4\)", stdout)
     for name in ("ssim@pixels", "pixcorr@pixels", "fid@inception-tf", "kid@inception-tf", "is@inception-tf",
                  "nway@inception-tf", f"clip@{fake_weights.clip_name}", "nway@" + fake_weights.clip_name):
         assert name in stdout
@@ -60,6 +62,7 @@ def test_evaluate_writes_table_and_json(dirs, fake_weights, capsys, tmp_path):
     assert doc["n"] == 4 and not list(out.parent.glob(".*.tmp"))
     fid = doc["metrics"]["fid@inception-tf"]
     assert fid["n"] == 4 and fid["backbone"] == "inception-tf" and "resize=torch-fidelity" in fid["protocol"]
+    assert fid["value"] is None and fid["status"] == "N < min" and doc["metrics"]["is@inception-tf"]["value"] is None
     assert doc["provenance"]["weights_sha256"]["inception-tf"] == sha256_of(fake_weights.torchscript)
     assert doc["provenance"]["resize"]["inception-tf"] == "torch-fidelity"
     assert doc["provenance"]["pred_dir"] == str(pred)

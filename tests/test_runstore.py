@@ -20,6 +20,7 @@ def _finish_cell(store, key, subject=1, value=0.5):
     trials = pd.DataFrame({"trial_id": ["00001"], "subject": [subject], "image_id": ["c00_0001"], "label": [0]})
     samples = pd.DataFrame({"trial_id": ["00001"], "subject": [subject], "metric": ["ssim"], "backbone": ["pixels"], "value": [value]})
     rows = samples.groupby(["subject", "metric", "backbone"], as_index=False)["value"].mean()
+    rows["label"] = "RGB mean"
     for k in ("dataset", "protocol", "fold", "method", "seed"):
         rows[k] = getattr(key, k)
     store.finish(key, trials, samples, rows, provenance(config_hash=key.config_hash))
