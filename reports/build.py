@@ -37,6 +37,7 @@ from reports.render import (
 from reports.stats import PERMUTATION_MAX_PAIRS
 from reports.tables import (
     ALPHA,
+    CI_POOLED,
     CI_TRIALS,
     CI_UNITS,
     Column,
@@ -48,6 +49,7 @@ from reports.tables import (
     leaderboard_wide,
     per_subject,
     per_subject_wide,
+    power_notes,
     published_rows,
     significance,
     sort_rows,
@@ -74,17 +76,25 @@ def _prepare_out(out_dir: Path) -> None:
         raise UserError(f"{out_dir}: cannot create the output folder ({err.strerror}); pass a writable --out") from None
 
 
-def _notes(board: pd.DataFrame, columns: list[Column], runs: Runs, n_boot: int) -> list[str]:
-    bases = Counter(board["ci_basis"])
+def _notes(board: pd.DataFrame, columns: list[Column], runs: Runs, n_boot: int, sig: pd.DataFrame) -> list[str]:
+    bases = Counter(b for b in board["ci_basis"] if b)
     basis_text = "; ".join(f"{b}: {n} entries" for b, n in bases.most_common())
     notes = [
-        "Each entry: mean over subject×fold units (seeds averaged first) and its 95% percentile-bootstrap CI "
-        f"({n_boot} resamples). CI resampled over — {esc(basis_text)}. "
+        "Per-sample metrics: mean over subject×fold units (seeds averaged first) and its 95% percentile-bootstrap "
+        f"CI ({n_boot} resamples). CI resampled over — {esc(basis_text)}. "
         f"'{CI_UNITS}' resamples the units; '{CI_TRIALS}' resamples trials from samples.parquet within each unit.",
-        "<strong>Bold</strong>: best non-oracle, non-floor method of its column (per dataset and protocol). "
-        f'<span class="dagger">†</span>: differs from that best method at p &lt; {ALPHA} (paired over subjects×folds; '
-        f"exact sign-flip permutation test below {PERMUTATION_MAX_PAIRS} pairs, Wilcoxon signed-rank from "
-        f"{PERMUTATION_MAX_PAIRS}, as MOABB; uncorrected). Hover a value for its p-value.",
+        "Set-level metrics (FID, KID, IS): one value over the pooled test trials of all folds — the whole test set, "
+        f"N given in the cell — with a 95% bootstrap CI over those trials ('{CI_POOLED}'). Below a metric's minimum "
+        "N (IS 20: two splits of at least 10 images; KID 20; FID 50) the cell reads “N &lt; min” and holds no "
+        "number. They have no per-trial values, so no paired test and no “best” mark.",
+        "<strong>Bold</strong>: the best non-oracle, non-floor method of its column (per dataset and protocol), "
+        "shown only when it is unique and differs from the runner-up at p &lt; "
+        f'{ALPHA} after Holm. <span class="dagger">†</span>: differs from that best method at p &lt; {ALPHA} — a '
+        "two-sided sign-flip permutation test of the mean paired difference over the matched test trials, "
+        "Holm-adjusted across the methods of the column. The significance table gives the effect (mean paired "
+        "difference, 95% CI) and, beside it, the test over subject×fold units (exact sign-flip below "
+        f"{PERMUTATION_MAX_PAIRS} units, Wilcoxon from {PERMUTATION_MAX_PAIRS}, as MOABB). Hover a value for its "
+        "adjusted p-value.",
         '<span class="badge oracle">oracle</span> rows are upper bounds that saw the stimulus or label; '
         '<span class="badge floor">floor</span> rows are chance-level references.',
         f'<span class="badge reported">{REPORTED_KIND}</span> rows are numbers published by papers, shown only '
@@ -92,6 +102,10 @@ def _notes(board: pd.DataFrame, columns: list[Column], runs: Runs, n_boot: int) 
     ]
     if any(c.substitute for c in columns):
         notes.append(f"Columns marked “(substitute)” use a {esc(SUBSTITUTE_NOTE)}.")
+    notes += [esc(n) for n in power_notes(sig)]
+    warned = board[board["warning"].fillna("") != ""] if "warning" in board else board.iloc[:0]
+    for (dataset, protocol, metric), g in warned.groupby(["dataset", "protocol", "metric"]):
+        notes.append(esc(f"{dataset} / {protocol} / {metric.upper()}: {g['warning'].iloc[0]}"))
     notes += [esc(n) for n in runs.notes]
     return notes
 
@@ -110,34 +124,48 @@ def _per_subject_section(subj_wide: pd.DataFrame, columns: list[Column]) -> str:
 def _gap_section(gap: pd.DataFrame, columns: list[Column]) -> str:
     if gap.empty:
         return '<p class="note">No method has both per-subject and LOSO results on the same folds.</p>'
-    labels = {(c.metric, c.backbone): c.label for c in columns}
-    header = ["dataset", "method", "metric", "per-subject", "LOSO", "gap [95% CI]", "p", "test", "pairs"]
+    labels = {(c.metric, c.backbone, c.protocol): c.label for c in columns}
+    header = ["dataset", "method", "metric", "per-subject", "LOSO", "gap [95% CI]", "p", "test", "trials",
+              "units", "p (units)", "min p (units)"]
     rows, classes = [], []
+
+    def p_cell(p: float) -> tuple[str, str]:
+        return (f"{p:.3g}", repr(float(p))) if pd.notna(p) else ("", "")
+
     for r in sort_rows(gap.assign(protocol="per-subject")).itertuples(index=False):
         ci = f' <span class="ci">[{fmt(r.ci_low)}, {fmt(r.ci_high)}]</span>' if pd.notna(r.ci_low) else ""
+        column = labels.get((r.metric, r.backbone, r.label), r.metric)
         rows.append([
-            (esc(r.dataset), r.dataset), (method_cell(r.method, r.kind), r.method),
-            (esc(labels.get((r.metric, r.backbone), r.metric)), labels.get((r.metric, r.backbone), r.metric)),
+            (esc(r.dataset), r.dataset), (method_cell(r.method, r.kind), r.method), (esc(column), column),
             (fmt(r.per_subject), repr(float(r.per_subject))), (fmt(r.loso), repr(float(r.loso))),
-            (fmt(r.gap) + ci, repr(float(r.gap))),
-            (f"{r.p_value:.3g}" if pd.notna(r.p_value) else "", "" if pd.isna(r.p_value) else repr(float(r.p_value))),
-            (esc(r.test), r.test), (str(r.n_pairs), str(r.n_pairs)),
+            (fmt(r.gap) + ci, repr(float(r.gap))), p_cell(r.p_value), (esc(r.test), r.test),
+            (str(r.n_trials), str(r.n_trials)), (str(r.n_units), str(r.n_units)), p_cell(r.p_units),
+            p_cell(r.units_min_p),
         ])
         classes.append({"oracle": "oracle", "floor": "floor"}.get(r.kind, ""))
     note = ('<p class="note">Per-subject minus leave-one-subject-out score on the same test trials (fold s of both '
-            "protocols), paired over subjects; CI: percentile bootstrap over subject pairs; p: paired test as in the "
-            "leaderboard. For ↓ metrics a negative gap means the within-subject model is better.</p>")
+            "protocols test subject s's trials), paired over those trials: gap = mean paired difference, CI = "
+            "percentile bootstrap over trials, p = two-sided sign-flip permutation test over trials. Beside it the "
+            "test over subject×fold units and the smallest p the units could give at all (0.5 for 2 subjects, "
+            "0.25 for 3). For ↓ metrics a negative gap means the within-subject model is better.</p>")
     return note + html_table("cross-subject-gap", header, rows, classes)
 
 
 def _significance_section(sig: pd.DataFrame, columns: list[Column]) -> str:
     if sig.empty:
         return '<p class="note">No paired comparisons (need at least one non-oracle, non-floor method).</p>'
-    labels = {(c.metric, c.backbone): c.label for c in columns}
+    labels = {(c.metric, c.backbone, c.protocol): c.label for c in columns}
     frame = sig[~sig["is_best"]]
-    frame = frame.assign(column=[labels.get((m, b), m) for m, b in zip(frame["metric"], frame["backbone"])])
-    frame = frame[["dataset", "protocol", "column", "method", "best", "p_value", "test", "n_pairs", "significant"]]
-    return ("<details><summary>Every paired comparison with the best method of its column</summary>"
+    frame = frame.assign(column=[labels.get(k, k[0]) for k in zip(frame["metric"], frame["backbone"], frame["label"])])
+    frame = frame[["dataset", "protocol", "column", "method", "best", "diff", "diff_ci_low", "diff_ci_high",
+                   "n_trials", "p_value", "p_holm", "test", "significant", "n_units", "p_units", "test_units",
+                   "units_min_p", "units_can_reach"]]
+    note = ('<p class="note">Each method against the best method of its column: diff = mean paired difference over '
+            "the matched test trials (method − best) with its 95% bootstrap CI; p = two-sided sign-flip "
+            "permutation test over those trials; p_holm = Holm-adjusted across the methods of the column "
+            f"(significant: p_holm &lt; {ALPHA}). p_units: MOABB's test over subject×fold units; units_min_p: the "
+            "smallest p those units could give; units_can_reach: whether that is below 0.05.</p>")
+    return (note + "<details><summary>Every paired comparison with the best method of its column</summary>"
             + frame_html("significance", frame, kind_column=None) + "</details>")
 
 
@@ -209,7 +237,7 @@ def build_report(runs_dir: str | Path, out_dir: str | Path, *, ci: str = "units"
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a directory; pass a folder for --out")
     substitutes = declared_substitutes(runs)
-    columns = columns_of(runs.results, substitutes)
+    columns = columns_of(runs.results, substitutes, runs.set_level)
     board = leaderboard(runs, ci=ci, n_boot=n_boot, seed=seed)
     sig = significance(runs, substitutes, seed=seed)
     published = published_rows(board, columns, substitutes)
@@ -229,11 +257,11 @@ def build_report(runs_dir: str | Path, out_dir: str | Path, *, ci: str = "units"
     board_csv.insert(4, "source", [sources.get((d, p, m), "") for d, p, m in
                                    zip(board_csv["dataset"], board_csv["protocol"], board_csv["method"])])
     for col in columns:
-        basis = board[(board["metric"] == col.metric) & (board["backbone"] == col.backbone)].set_index(
+        basis = board[col.mask(board)].set_index(
             ["dataset", "protocol", "method"])["ci_basis"]
         key = pd.MultiIndex.from_frame(board_csv[["dataset", "protocol", "method"]])
         board_csv[f"{col.label} ci_basis"] = basis.reindex(key).fillna("").to_numpy()
-    notes = _notes(board, columns, runs, n_boot)
+    notes = _notes(board, columns, runs, n_boot, sig)
     plain_notes = [re.sub(r"<[^>]+>", "", n).replace("&lt;", "<").replace("&amp;", "&") for n in notes]
 
     figures: dict[str, list[Figure]] = {"plots": [], "grids": []}

@@ -1,9 +1,10 @@
 """Write a small runs directory in the exact run-store layout, with known numbers (for tests and demos).
 
 Every cell gets ``cell.json``, ``provenance.json``, ``recon/<trial_id>.png``, ``trials.parquet``,
-``samples.parquet``, ``metrics.parquet`` and ``DONE``; the root gets ``results.csv``/``.parquet``
-and the stimuli the provenance points at. Per-sample metrics (ssim, pixcorr) are means of their
-samples; a set-level metric (fid on a substitute backbone) has per-subject rows only.
+``samples.parquet``, ``metrics.parquet`` and ``DONE``; the root gets ``results.csv``/``.parquet``,
+the pooled ``set_level.csv``/``.parquet`` and the stimuli the provenance points at. Per-sample metrics
+(ssim, pixcorr) are means of their samples; the set-level metric (fid on a substitute backbone) has
+one pooled row per (protocol, method, seed), with ``set_level_n`` as its N (below 50: "N < min").
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ DEFAULT_METHODS = {
     "floor-mean": (0.0, False),
     "oracle-stimulus": (0.60, True),
 }
-RESULT_COLUMNS = ["dataset", "protocol", "fold", "subject", "method", "seed", "metric", "backbone", "value"]
+LABELS = {"ssim": "425px, grey", "pixcorr": "425px, RGB"}
 
 
 def _image(rng: np.random.Generator, size: int, colour: tuple[int, int, int]) -> np.ndarray:
@@ -62,7 +63,11 @@ def write_fake_runs(
     image_size: int = 8,
     seed: int = 0,
     backbone_fid: str = "synth-cnn",
+    set_level_n: int = 60,
 ) -> Path:
+    from eeg2img.runstore import RESULT_COLUMNS, SET_LEVEL_FILE_COLUMNS
+    from metrics.vocabulary import spec
+
     root = Path(root)
     methods = DEFAULT_METHODS if methods is None else methods
     rng = np.random.default_rng(seed)
@@ -79,7 +84,7 @@ def write_fake_runs(
         ]
     )
     subject_effect = {s: 0.02 * k for k, s in enumerate(subjects)}
-    all_rows = []
+    all_rows, set_rows = [], []
     for protocol in protocols:
         folds = {"pooled": list(subjects)} if protocol == "pooled" else {f"sub-{s:02d}": [s] for s in subjects}
         protocol_penalty = 0.08 if protocol == "loso" else 0.0
@@ -100,9 +105,7 @@ def write_fake_runs(
                         samples.append((t.trial_id, t.subject, "pixcorr", "pixels", base / 2 + rng.normal(0, 0.03)))
                     samples = pd.DataFrame(samples, columns=["trial_id", "subject", "metric", "backbone", "value"])
                     rows = samples.groupby(["subject", "metric", "backbone"], as_index=False)["value"].mean()
-                    fid = [(s, "fid", backbone_fid, 200.0 - 150 * offset + 100 * subject_effect[s]
-                            + 20 * protocol_penalty + rng.normal(0, 3)) for s in fold_subjects]
-                    rows = pd.concat([rows, pd.DataFrame(fid, columns=["subject", "metric", "backbone", "value"])])
+                    rows["label"] = rows["metric"].map(LABELS)
                     for k, v in (("dataset", dataset), ("protocol", protocol), ("fold", fold), ("method", method),
                                  ("seed", run_seed)):
                         rows[k] = v
@@ -122,6 +125,18 @@ def write_fake_runs(
                     write_parquet(cell / "metrics.parquet", rows)
                     write_text(cell / "DONE", "done\n")
                     all_rows.append(rows)
+        for method, (offset, _) in methods.items():
+            for run_seed in seeds:
+                value = 200.0 - 150 * offset + 20 * protocol_penalty + rng.normal(0, 3)
+                ok = set_level_n >= spec("fid").min_n
+                set_rows.append({"dataset": dataset, "protocol": protocol, "method": method, "seed": run_seed,
+                                 "folds": len(folds), "subject": "all", "metric": "fid", "backbone": backbone_fid,
+                                 "label": f"128-d, N={set_level_n}", "value": value if ok else np.nan,
+                                 "std": np.nan, "ci_low": value - 10 if ok else np.nan,
+                                 "ci_high": value + 10 if ok else np.nan, "n": set_level_n,
+                                 "min_n": spec("fid").min_n, "status": "ok" if ok else "N < min",
+                                 "warning": "N < 2048: biased upwards" if ok else ""})
+    write_csv(root / "set_level.csv", pd.DataFrame(set_rows, columns=SET_LEVEL_FILE_COLUMNS))
     table = pd.concat(all_rows, ignore_index=True)
     write_csv(root / "results.csv", table)
     write_parquet(root / "results.parquet", table)

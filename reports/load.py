@@ -23,8 +23,9 @@ import numpy as np
 import pandas as pd
 
 from eeg2img.errors import UserError
+from eeg2img.runstore import RESULT_COLUMNS, SET_LEVEL_FILE_COLUMNS
+from metrics.vocabulary import SET_METRICS
 
-RESULT_COLUMNS = ["dataset", "protocol", "fold", "subject", "method", "seed", "metric", "backbone", "value"]
 CELL_KEYS = ["dataset", "protocol", "fold", "method", "seed"]
 UNIT_KEYS = ["dataset", "protocol", "method", "metric", "backbone", "fold", "subject"]
 
@@ -166,6 +167,9 @@ class Runs:
     cells: list[Cell]
     results: pd.DataFrame  # RESULT_COLUMNS + kind; subject as str, fold as str, seed as int
     notes: list[str] = field(default_factory=list)
+    # FID/KID/IS over the pooled test trials of each (dataset, protocol, method, seed): SET_LEVEL_FILE_COLUMNS
+    # + kind; rows with status "N < min" have no value
+    set_level: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=[*SET_LEVEL_FILE_COLUMNS, "kind"]))
 
     def cell(self, dataset: str, protocol: str, fold: str, method: str, seed: int) -> Cell | None:
         return self._by_key.get((dataset, protocol, fold, method, seed))
@@ -211,6 +215,9 @@ def _normalise(rows: pd.DataFrame, cell: Cell | None, where: Path) -> pd.DataFra
             rows[k] = getattr(cell, k)
     if "backbone" not in rows.columns:
         rows["backbone"] = ""
+    if "label" not in rows.columns:  # written before the engine stored its protocol labels
+        rows["label"] = ""
+    rows["label"] = rows["label"].fillna("").astype(str)
     if "subject" not in rows.columns:
         rows["subject"] = "all"
     rows["subject"] = [subject_key(v) for v in rows["subject"]]
@@ -297,6 +304,13 @@ def load_runs(runs_dir: str | Path) -> Runs:
         results = results[results["value"].notna()]
     if results.empty:
         raise UserError(f"{root}: finished cells hold no metric values; check the metrics configuration and rerun")
+    # Per-fold FID/KID/IS rows (older run stores) describe a fraction of the test set each: set-level metrics
+    # are read from the pooled set_level table instead.
+    per_fold_sets = results["metric"].isin(SET_METRICS)
+    if per_fold_sets.any():
+        notes.append(f"{int(per_fold_sets.sum())} per-fold FID/KID/IS row(s) left out: set-level metrics are "
+                     "reported over the pooled test set (set_level.parquet; rerun `eeg2img run` to write it)")
+        results = results[~per_fold_sets]
     # A set-level row (subject "all") next to per-subject rows of the same cell and metric would be
     # averaged with them as if it were one more subject: keep the per-subject rows.
     group = [*CELL_KEYS, "metric", "backbone"]
@@ -309,4 +323,35 @@ def load_runs(runs_dir: str | Path) -> Runs:
     results = results.reset_index(drop=True)
     runs = Runs(root=root, cells=cells, results=results, notes=notes)
     results["kind"] = results["method"].map(runs.kinds)
+    runs.set_level = _set_level(root, cells, runs.kinds)
     return runs
+
+
+def _set_level(root: Path, cells: list[Cell], kinds: dict[str, str]) -> pd.DataFrame:
+    """``RUNS/set_level.parquet`` (or .csv) restricted to the pooled groups of the finished cells read."""
+    table = None
+    for name in ("set_level.parquet", "set_level.csv"):
+        p = root / name
+        if p.is_file():
+            try:
+                table = _read_parquet(p, "set-level table") if name.endswith(".parquet") else pd.read_csv(p)
+            except (OSError, ValueError, UnicodeDecodeError) as err:
+                raise UserError(f"{p}: unreadable set-level table ({err.__class__.__name__}); rerun `eeg2img run`") from None
+            break
+    if table is None:
+        return pd.DataFrame(columns=[*SET_LEVEL_FILE_COLUMNS, "kind"])
+    missing = set(SET_LEVEL_FILE_COLUMNS) - set(table.columns)
+    if missing:
+        raise UserError(f"{p}: set-level table lacks column(s) {sorted(missing)}; rerun `eeg2img run` to rewrite it")
+    table = table[SET_LEVEL_FILE_COLUMNS].copy()
+    for k in ("dataset", "protocol", "method", "metric", "status"):
+        table[k] = table[k].astype(str)
+    for k in ("backbone", "label", "warning"):
+        table[k] = table[k].fillna("").astype(str)
+    table["subject"] = [subject_key(v) for v in table["subject"]]
+    table["seed"] = table["seed"].astype(int)
+    present = {(c.dataset, c.protocol, c.method, c.seed) for c in cells}
+    keep = [k in present for k in zip(table["dataset"], table["protocol"], table["method"], table["seed"])]
+    table = table[keep].reset_index(drop=True)
+    table["kind"] = table["method"].map(kinds)
+    return table

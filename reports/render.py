@@ -49,7 +49,13 @@ def data_uri(png: bytes) -> str:
 
 
 def columns_present(frame: pd.DataFrame, columns: Sequence[Column]) -> list[Column]:
-    return [c for c in columns if c.label in frame.columns and frame[c.label].notna().any()]
+    """Columns with a value — or a reason for none ("N < min") — in some row of ``frame``."""
+    def shown(c: Column) -> bool:
+        status = frame.get(f"{c.label} status")
+        flagged = status is not None and status.fillna("").ne("").any() and status.fillna("ok").ne("ok").any()
+        return c.label in frame.columns and (frame[c.label].notna().any() or flagged)
+
+    return [c for c in columns if shown(c)]
 
 
 def method_cell(method: str, kind: str) -> str:
@@ -124,20 +130,27 @@ def leaderboard_html(wide: pd.DataFrame, columns: Sequence[Column], sources: dic
             cells.append((method, r["method"]))
             for c in cols:
                 mean = r[c.label]
+                status = r.get(f"{c.label} status", "")
+                if isinstance(status, str) and status not in ("", "ok"):
+                    cells.append((f'<span class="na" title="too few trials for this metric">'
+                                  f"{esc(cell_text(r, c))}</span>", ""))
+                    continue
                 if pd.isna(mean):
                     cells.append(("", ""))
                     continue
                 text = f'<span class="mean">{fmt(mean)}</span>'
                 if pd.notna(r[f"{c.label} ci_low"]):
                     text += f' <span class="ci">[{fmt(r[f"{c.label} ci_low"])}, {fmt(r[f"{c.label} ci_high"])}]</span>'
+                if c.set_level and pd.notna(r.get(f"{c.label} n")) and r.get(f"{c.label} n"):
+                    text += f' <span class="ci">N={int(r[f"{c.label} n"])}</span>'
                 mark = r[f"{c.label} mark"]
                 p = r[f"{c.label} p_vs_best"]
                 if mark == "best":
-                    text = f'<strong title="best non-oracle method">{text}</strong>'
+                    text = f'<strong title="best non-oracle method, significantly ahead of the runner-up (Holm)">{text}</strong>'
                 elif mark == "†":
-                    text += f' <span class="dagger" title="differs from the best, p = {p:.3g}">†</span>'
+                    text += f' <span class="dagger" title="differs from the best, Holm-adjusted p = {p:.3g} (paired over trials)">†</span>'
                 elif pd.notna(p):
-                    text = f'<span title="vs best: p = {p:.3g}">{text}</span>'
+                    text = f'<span title="vs best: Holm-adjusted p = {p:.3g} (paired over trials)">{text}</span>'
                 cells.append((text, _sort_value(mean)))
             rows.append(cells)
             classes.append(_row_class(r["kind"]))

@@ -1,22 +1,38 @@
 """The report's numbers: leaderboard, per-subject table, significance against the best, cross-subject gap.
 
-Unit of analysis: one (fold, subject) pair — a subject's test trials in one fold — with seeds
-averaged first. The leaderboard mean is the mean over units; its 95% CI is a percentile bootstrap
-over units ("subjects×folds"), or, with ``ci="trials"`` (and automatically where a row has a single
-unit), a bootstrap over trials from ``samples.parquet`` resampled within units.
+Per-sample metrics (SSIM, PixCorr, CLIP, N-way identification, ACC): the unit of the table is one
+(fold, subject) pair — a subject's test trials in one fold — with seeds averaged first. The leaderboard
+mean is the mean over units; its 95% CI is a percentile bootstrap over units ("subjects×folds"), or,
+with ``ci="trials"`` (and automatically where a row has a single unit), over trials resampled within
+units. Comparisons are paired over the matched test trials (every method reconstructs the same trials;
+per-subject and LOSO test the same trials), with the unit-level test (MOABB's rule) beside them and a
+statement of whether the units could reach p < 0.05 at all.
+
+Set-level metrics (FID, KID, IS) come from the run store's pooled table: one value per (dataset,
+protocol, method) over the whole test set, with a bootstrap CI over trials; below the metric's minimum N
+the entry is "N < min" and carries no number.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from metrics.vocabulary import SET_METRICS, STATUS_OK, spec
 from reports.load import Runs
-from reports.metric_info import column_label, is_substitute, metric_info
+from reports.metric_info import column_label, is_substitute
 from reports.published import REPORTED_KIND, matches_column, published_entries
-from reports.stats import bootstrap_ci, paired_test, stratified_bootstrap_ci
+from reports.stats import (
+    bootstrap_ci,
+    holm,
+    min_attainable_p,
+    paired_test,
+    paired_trials,
+    stratified_bootstrap_ci,
+)
 
 PROTOCOL_ORDER = ["per-subject", "loso", "pooled"]
 KIND_ORDER = ["method", "floor", "oracle", REPORTED_KIND]
@@ -24,6 +40,13 @@ METRIC_ORDER = ["ssim", "pixcorr", "clip", "nway", "acc", "is", "fid", "kid"]
 ALPHA = 0.05
 CI_UNITS = "subjects×folds"
 CI_TRIALS = "trials (within subject×fold)"
+CI_POOLED = "trials (pooled test set)"
+COLUMN_KEYS = ["metric", "backbone", "label"]
+
+
+def column_label_text(label: str) -> str:
+    """A set-level label without its N (N goes with each value; the column is the protocol)."""
+    return re.sub(r",? ?N=\d+$", "", str(label or "")).strip(", ")
 
 
 @dataclass(frozen=True)
@@ -31,14 +54,24 @@ class Column:
     metric: str
     backbone: str
     substitute: bool
+    protocol: str = ""  # the label of the protocol the engine computed the values under ("5-way top-1")
 
     @property
     def label(self) -> str:
-        return column_label(self.metric, self.backbone, self.substitute)
+        """The column's heading in every table: ``ACC ↑ [synth-cnn (substitute), 5-way top-1]``."""
+        return column_label(self.metric, self.backbone, self.substitute, self.protocol)
 
     @property
     def higher_is_better(self) -> bool:
-        return metric_info(self.metric).higher_is_better
+        return spec(self.metric).higher_is_better
+
+    @property
+    def set_level(self) -> bool:
+        return self.metric in SET_METRICS
+
+    def mask(self, frame: pd.DataFrame) -> pd.Series:
+        m = (frame["metric"] == self.metric) & (frame["backbone"] == self.backbone)
+        return m & (frame["label"] == self.protocol) if "label" in frame.columns else m
 
 
 def declared_substitutes(runs: Runs) -> frozenset[str]:
@@ -58,10 +91,36 @@ def _metric_rank(m: str) -> int:
     return METRIC_ORDER.index(m) if m in METRIC_ORDER else len(METRIC_ORDER)
 
 
-def columns_of(results: pd.DataFrame, substitutes: frozenset[str] = frozenset()) -> list[Column]:
-    pairs = results[["metric", "backbone"]].drop_duplicates().itertuples(index=False)
-    cols = [Column(m, b, is_substitute(b, substitutes)) for m, b in pairs]
-    return sorted(cols, key=lambda c: (_metric_rank(c.metric), c.metric, c.substitute, c.backbone))
+def set_level_board_rows(runs: Runs) -> pd.DataFrame:
+    """Whole-test-set rows of the pooled set-level table, seeds averaged (a value only if every seed has one)."""
+    cols = ["dataset", "protocol", "method", "kind", "metric", "backbone", "label", "mean", "ci_low", "ci_high",
+            "n_units", "n_trials", "ci_basis", "status", "min_n", "warning"]
+    t = runs.set_level
+    if t is None or t.empty:
+        return pd.DataFrame(columns=cols)
+    t = t[t["subject"] == "all"].assign(label=lambda f: f["label"].map(column_label_text))
+    rows = []
+    for key, g in t.groupby(["dataset", "protocol", "method", "kind", "metric", "backbone", "label"], sort=True):
+        ok = (g["status"] == STATUS_OK).all()
+        one = len(g) == 1
+        rows.append(dict(zip(["dataset", "protocol", "method", "kind", "metric", "backbone", "label"], key),
+                         mean=float(g["value"].mean()) if ok else np.nan,
+                         ci_low=float(g["ci_low"].iloc[0]) if ok and one else np.nan,
+                         ci_high=float(g["ci_high"].iloc[0]) if ok and one else np.nan,
+                         n_units=0, n_trials=int(g["n"].min()), ci_basis=CI_POOLED if ok and one else "",
+                         status=STATUS_OK if ok else str(g.loc[g["status"] != STATUS_OK, "status"].iloc[0]),
+                         min_n=int(g["min_n"].iloc[0]), warning=str(g["warning"].iloc[0])))
+    return pd.DataFrame(rows, columns=cols)
+
+
+def columns_of(results: pd.DataFrame, substitutes: frozenset[str] = frozenset(),
+               set_level: pd.DataFrame | None = None) -> list[Column]:
+    frames = [results[COLUMN_KEYS] if "label" in results.columns else results[["metric", "backbone"]].assign(label="")]
+    if set_level is not None and len(set_level):
+        frames.append(set_level[["metric", "backbone", "label"]].assign(label=lambda f: f["label"].map(column_label_text)))
+    pairs = pd.concat(frames, ignore_index=True).drop_duplicates().itertuples(index=False)
+    cols = [Column(m, b, is_substitute(b, substitutes), lab) for m, b, lab in pairs]
+    return sorted(cols, key=lambda c: (_metric_rank(c.metric), c.metric, c.substitute, c.backbone, c.label))
 
 
 def sort_rows(frame: pd.DataFrame) -> pd.DataFrame:
@@ -74,36 +133,53 @@ def sort_rows(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def unit_scores(results: pd.DataFrame) -> pd.DataFrame:
-    """Mean over seeds per (dataset, protocol, method, metric, backbone, fold, subject)."""
-    keys = ["dataset", "protocol", "method", "kind", "metric", "backbone", "fold", "subject"]
+    """Mean over seeds per (dataset, protocol, method, metric, backbone, label, fold, subject)."""
+    keys = ["dataset", "protocol", "method", "kind", *COLUMN_KEYS, "fold", "subject"]
     return results.groupby(keys, as_index=False, sort=True).agg(value=("value", "mean"), n_seeds=("seed", "nunique"))
 
 
-def _trial_groups(samples: pd.DataFrame) -> dict[tuple, list[np.ndarray]]:
-    """(dataset, protocol, method, metric, backbone) → per-unit arrays of trial values (seeds averaged)."""
+def trial_values(runs: Runs) -> pd.DataFrame:
+    """Per-trial values of the per-sample metrics, seeds averaged, with the label of their column.
+
+    Columns: dataset, protocol, method, metric, backbone, label, fold, subject, trial_id, value. A trial
+    id names one test trial of the dataset, so the same id under two methods (or under per-subject and
+    LOSO) is the same EEG trial and the same stimulus: the pairing unit of every trial-level test.
+    """
+    cols = ["dataset", "protocol", "method", *COLUMN_KEYS, "fold", "subject", "trial_id", "value"]
+    samples = runs.samples()
     if samples.empty:
-        return {}
-    s = samples.copy()
+        return pd.DataFrame(columns=cols)
+    s = samples[samples["value"].notna()].copy()
     s["backbone"] = s["backbone"].fillna("").astype(str)
-    s = s[s["value"].notna()]
-    trial = s.groupby(["dataset", "protocol", "method", "metric", "backbone", "fold", "subject", "trial_id"])["value"].mean()
+    s["metric"] = s["metric"].astype(str).str.split("@").str[0]
+    labels = runs.results.drop_duplicates(["dataset", "protocol", "metric", "backbone"]).set_index(
+        ["dataset", "protocol", "metric", "backbone"])["label"]
+    keys = pd.MultiIndex.from_frame(s[["dataset", "protocol", "metric", "backbone"]])
+    s["label"] = labels.reindex(keys).fillna("").to_numpy()
+    grouped = s.groupby(["dataset", "protocol", "method", *COLUMN_KEYS, "fold", "subject", "trial_id"], sort=True)
+    return grouped["value"].mean().reset_index()[cols]
+
+
+def _trial_groups(trials: pd.DataFrame) -> dict[tuple, list[np.ndarray]]:
+    """(dataset, protocol, method, metric, backbone, label) → per-unit arrays of trial values."""
     out: dict[tuple, list[np.ndarray]] = {}
-    for key, g in trial.groupby(level=[0, 1, 2, 3, 4, 5, 6]):
-        out.setdefault(key[:5], []).append(g.to_numpy())
+    for key, g in trials.groupby(["dataset", "protocol", "method", *COLUMN_KEYS, "fold", "subject"], sort=True):
+        out.setdefault(key[:6], []).append(g["value"].to_numpy())
     return out
 
 
 def leaderboard(runs: Runs, *, ci: str = "units", n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """Long table: dataset, protocol, method, kind, metric, backbone, mean, ci_low, ci_high, n_units, ci_basis."""
+    """Long table: dataset, protocol, method, kind, metric, backbone, label, mean, ci_low, ci_high, n_units,
+    n_trials, ci_basis, status (``"N < min"``: no value), min_n, warning."""
     if ci not in ("units", "trials"):
         raise ValueError(f"ci must be 'units' or 'trials', not {ci!r}")
     units = unit_scores(runs.results)
-    groups = _trial_groups(runs.samples()) if ci == "trials" or _needs_trials(units) else {}
+    groups = _trial_groups(trial_values(runs))
     rows = []
-    for key, g in units.groupby(["dataset", "protocol", "method", "kind", "metric", "backbone"], sort=True):
-        dataset, protocol, method, kind, metric, backbone = key
+    for key, g in units.groupby(["dataset", "protocol", "method", "kind", *COLUMN_KEYS], sort=True):
+        dataset, protocol, method, kind, metric, backbone, label = key
         values = g["value"].to_numpy()
-        trial_key = (dataset, protocol, method, metric, backbone)
+        trial_key = (dataset, protocol, method, metric, backbone, label)
         use_trials = trial_key in groups and (ci == "trials" or len(values) < 2)
         if use_trials:
             lo, hi = stratified_bootstrap_ci(groups[trial_key], n_boot=n_boot, seed=seed)
@@ -111,77 +187,158 @@ def leaderboard(runs: Runs, *, ci: str = "units", n_boot: int = 2000, seed: int 
         else:
             lo, hi = bootstrap_ci(values, n_boot=n_boot, seed=seed)
             basis = CI_UNITS if len(values) >= 2 else "none (one unit, no per-trial values)"
+        n_trials = sum(len(a) for a in groups.get(trial_key, []))
         rows.append(
             {"dataset": dataset, "protocol": protocol, "method": method, "kind": kind, "metric": metric,
-             "backbone": backbone, "mean": float(values.mean()), "ci_low": lo, "ci_high": hi,
-             "n_units": len(values), "ci_basis": basis}
+             "backbone": backbone, "label": label, "mean": float(values.mean()), "ci_low": lo, "ci_high": hi,
+             "n_units": len(values), "n_trials": n_trials, "ci_basis": basis, "status": STATUS_OK,
+             "min_n": spec(metric).min_n, "warning": ""}
         )
-    return pd.DataFrame(rows)
+    board = pd.DataFrame(rows)
+    sets = set_level_board_rows(runs)
+    return pd.concat([board, sets], ignore_index=True) if len(sets) else board
 
 
-def _needs_trials(units: pd.DataFrame) -> bool:
-    counts = units.groupby(["dataset", "protocol", "method", "metric", "backbone"]).size()
-    return bool((counts < 2).any())
+SIGNIFICANCE_COLUMNS = ["dataset", "protocol", "metric", "backbone", "label", "method", "kind", "mean", "best",
+                        "is_best", "best_marked", "n_trials", "diff", "diff_ci_low", "diff_ci_high", "p_value",
+                        "p_holm", "test", "significant", "n_units", "p_units", "test_units", "units_min_p",
+                        "units_can_reach"]
 
 
 def significance(runs: Runs, substitutes: frozenset[str] = frozenset(), seed: int = 0) -> pd.DataFrame:
     """Each method against the best non-oracle, non-floor method of its (dataset, protocol, column).
 
-    Paired over the (fold, subject) units both have; sign-flip permutation test below 20 pairs,
-    Wilcoxon from 20. ``significant`` = p < 0.05, uncorrected for multiple comparisons.
+    Per-sample metrics only (a set-level value has no per-trial values to pair). For every method:
+    the mean paired difference to the best over the trials both reconstructed (``diff``, in the metric's
+    unit, with its bootstrap CI over trials), the two-sided sign-flip permutation p-value over those
+    trials (``p_value``), Holm-adjusted across the methods of the column (``p_holm``; ``significant`` =
+    ``p_holm`` < 0.05), and beside it the unit-level test over (fold, subject) units with MOABB's rule
+    (``p_units``), the smallest p those units could give at all (``units_min_p``) and whether that is
+    below 0.05 (``units_can_reach``). The best is *marked* (``best_marked``) only when it is unique and
+    differs significantly from the runner-up.
     """
     units = unit_scores(runs.results)
+    trials = trial_values(runs)
+    by_column = {k: g for k, g in trials.groupby(["dataset", "protocol", *COLUMN_KEYS])}
     rows = []
-    for (dataset, protocol, metric, backbone), g in units.groupby(["dataset", "protocol", "metric", "backbone"]):
-        col = Column(metric, backbone, is_substitute(backbone, substitutes))
+    for key, g in units.groupby(["dataset", "protocol", *COLUMN_KEYS]):
+        dataset, protocol, metric, backbone, label = key
+        higher = spec(metric).higher_is_better
         wide = g.pivot_table(index=["fold", "subject"], columns="method", values="value")
         means = wide.mean()
         contenders = [m for m in means.index if runs.kinds.get(m) == "method"]
         if not contenders:
             continue
-        cm = means[contenders]
-        best = cm.idxmax() if col.higher_is_better else cm.idxmin()
+        ranked = means[contenders].sort_values(ascending=not higher, kind="stable")
+        best = ranked.index[0]
+        t = by_column.get(key)
+        per_trial = t.pivot_table(index="trial_id", columns="method", values="value") if t is not None else None
+        out = []
         for method in means.index:
-            if method == best:
-                rows.append(dict(dataset=dataset, protocol=protocol, metric=metric, backbone=backbone, method=method,
-                                 best=best, is_best=True, p_value=np.nan, test="", n_pairs=int(wide[best].notna().sum()),
-                                 significant=False))
-                continue
-            pair = wide[[method, best]].dropna()
-            p, test = paired_test(pair[method].to_numpy(), pair[best].to_numpy(), seed=seed)
-            rows.append(dict(dataset=dataset, protocol=protocol, metric=metric, backbone=backbone, method=method,
-                             best=best, is_best=False, p_value=p, test=test, n_pairs=len(pair),
-                             significant=bool(p < ALPHA) if not np.isnan(p) else False))
-    cols = ["dataset", "protocol", "metric", "backbone", "method", "best", "is_best", "p_value", "test", "n_pairs",
-            "significant"]
-    return pd.DataFrame(rows, columns=cols)
+            row = dict(dataset=dataset, protocol=protocol, metric=metric, backbone=backbone, label=label,
+                       method=method, kind=runs.kinds.get(method, "method"), mean=float(means[method]), best=best,
+                       is_best=method == best, best_marked=False, n_trials=0, diff=np.nan, diff_ci_low=np.nan,
+                       diff_ci_high=np.nan, p_value=np.nan, p_holm=np.nan, test="", significant=False,
+                       n_units=int(wide[method].notna().sum()), p_units=np.nan, test_units="",
+                       units_min_p=np.nan, units_can_reach=False)
+            if method != best:
+                pair = wide[[method, best]].dropna()
+                row["p_units"], row["test_units"] = paired_test(pair[method].to_numpy(), pair[best].to_numpy(),
+                                                                seed=seed)
+                row["n_units"] = len(pair)
+                row["units_min_p"] = min_attainable_p(len(pair))
+                row["units_can_reach"] = bool(row["units_min_p"] < ALPHA)
+                if per_trial is not None and method in per_trial and best in per_trial:
+                    matched = per_trial[[method, best]].dropna()
+                    r = paired_trials(matched[method].to_numpy(), matched[best].to_numpy(), seed=seed)
+                    row.update(n_trials=r["n"], diff=r["diff"], diff_ci_low=r["ci_low"], diff_ci_high=r["ci_high"],
+                               p_value=r["p_value"], test=r["test"])
+            out.append(row)
+        adjusted = holm([r["p_value"] for r in out])
+        for r, p in zip(out, adjusted):
+            r["p_holm"] = p
+            r["significant"] = bool(p < ALPHA) if not np.isnan(p) else False
+        if len(ranked) >= 2 and ranked.iloc[0] != ranked.iloc[1]:
+            runner_up = next(r for r in out if r["method"] == ranked.index[1])
+            next(r for r in out if r["is_best"])["best_marked"] = runner_up["significant"]
+        elif len(ranked) == 1:
+            next(r for r in out if r["is_best"])["best_marked"] = False  # best of one: nothing to beat
+        rows.extend(out)
+    return pd.DataFrame(rows, columns=SIGNIFICANCE_COLUMNS)
+
+
+def power_notes(sig: pd.DataFrame) -> list[str]:
+    """One line per (dataset, protocol) whose unit-level tests cannot reach p < 0.05 whatever the data."""
+    notes = []
+    if sig.empty:
+        return notes
+    compared = sig[~sig["is_best"] & sig["n_units"].gt(0)]
+    for (dataset, protocol), g in compared.groupby(["dataset", "protocol"], sort=True):
+        if g["units_can_reach"].any():
+            continue
+        n = int(g["n_units"].max())
+        notes.append(f"{dataset} / {protocol}: with {n} subject×fold unit(s) a paired test over units cannot reach "
+                     f"p < {ALPHA} (smallest possible p = {min_attainable_p(n):.3g}); significance is judged over "
+                     f"the matched test trials (N = {int(g['n_trials'].max())}).")
+    return notes
 
 
 def per_subject(runs: Runs) -> pd.DataFrame:
-    """Long: dataset, protocol, method, kind, subject, metric, backbone, value (mean over folds and seeds)."""
+    """Long: dataset, protocol, method, kind, subject, metric, backbone, label, value (mean over folds, seeds).
+
+    Set-level metrics appear for the subjects whose test trials reach the metric's minimum N."""
     units = unit_scores(runs.results)
-    keys = ["dataset", "protocol", "method", "kind", "subject", "metric", "backbone"]
-    return units.groupby(keys, as_index=False)["value"].mean()
+    keys = ["dataset", "protocol", "method", "kind", "subject", *COLUMN_KEYS]
+    out = units.groupby(keys, as_index=False)["value"].mean()
+    t = runs.set_level
+    if t is not None and len(t):
+        t = t[(t["subject"] != "all") & (t["status"] == STATUS_OK)]
+        t = t.assign(label=t["label"].map(column_label_text))
+        out = pd.concat([out, t.groupby(keys, as_index=False)["value"].mean()], ignore_index=True)
+    return out
+
+
+GAP_COLUMNS = ["dataset", "method", "kind", "metric", "backbone", "label", "per_subject", "loso", "gap", "ci_low",
+               "ci_high", "p_value", "test", "n_trials", "n_units", "p_units", "test_units", "units_min_p"]
 
 
 def cross_subject_gap(runs: Runs, *, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """Per-subject minus LOSO per method and metric, paired on (fold, subject) — the same test trials."""
+    """Per-subject minus LOSO per method and column, paired over the same test trials.
+
+    Fold s of both protocols tests the same trials of subject s, so every trial is scored by the
+    within-subject and the cross-subject model: ``gap`` is the mean paired difference over trials, with a
+    bootstrap CI and a sign-flip p-value over trials; the unit-level test over (fold, subject) pairs
+    stands beside it (``p_units``; ``units_min_p`` is the smallest p those units could give).
+    """
     units = unit_scores(runs.results)
-    keys = ["dataset", "method", "kind", "metric", "backbone", "fold", "subject"]
+    keys = ["dataset", "method", "kind", *COLUMN_KEYS, "fold", "subject"]
     within = units[units["protocol"] == "per-subject"].set_index(keys)["value"]
     across = units[units["protocol"] == "loso"].set_index(keys)["value"]
     paired = pd.concat({"per_subject": within, "loso": across}, axis=1).dropna().reset_index()
+    trials = trial_values(runs)
+    trials = trials[trials["protocol"].isin(["per-subject", "loso"])]
+    per_trial = {k: g.pivot_table(index="trial_id", columns="protocol", values="value")
+                 for k, g in trials.groupby(["dataset", "method", *COLUMN_KEYS])}
     rows = []
-    for (dataset, method, kind, metric, backbone), g in paired.groupby(["dataset", "method", "kind", "metric", "backbone"]):
+    for (dataset, method, kind, metric, backbone, label), g in paired.groupby(
+            ["dataset", "method", "kind", *COLUMN_KEYS]):
         diff = (g["per_subject"] - g["loso"]).to_numpy()
-        lo, hi = bootstrap_ci(diff, n_boot=n_boot, seed=seed)
-        p, test = paired_test(g["per_subject"].to_numpy(), g["loso"].to_numpy(), seed=seed)
-        rows.append(dict(dataset=dataset, method=method, kind=kind, metric=metric, backbone=backbone,
-                         per_subject=g["per_subject"].mean(), loso=g["loso"].mean(), gap=diff.mean(),
-                         ci_low=lo, ci_high=hi, p_value=p, test=test, n_pairs=len(diff)))
-    cols = ["dataset", "method", "kind", "metric", "backbone", "per_subject", "loso", "gap", "ci_low", "ci_high",
-            "p_value", "test", "n_pairs"]
-    return pd.DataFrame(rows, columns=cols)
+        p_units, test_units = paired_test(g["per_subject"].to_numpy(), g["loso"].to_numpy(), seed=seed)
+        row = dict(dataset=dataset, method=method, kind=kind, metric=metric, backbone=backbone, label=label,
+                   per_subject=g["per_subject"].mean(), loso=g["loso"].mean(), gap=diff.mean(),
+                   n_units=len(diff), p_units=p_units, test_units=test_units, units_min_p=min_attainable_p(len(diff)))
+        t = per_trial.get((dataset, method, metric, backbone, label))
+        if t is not None and {"per-subject", "loso"} <= set(t.columns):
+            matched = t[["per-subject", "loso"]].dropna()
+            r = paired_trials(matched["per-subject"].to_numpy(), matched["loso"].to_numpy(), n_boot=n_boot, seed=seed)
+            row.update(per_subject=float(matched["per-subject"].mean()), loso=float(matched["loso"].mean()),
+                       gap=r["diff"], ci_low=r["ci_low"], ci_high=r["ci_high"], p_value=r["p_value"], test=r["test"],
+                       n_trials=r["n"])
+        else:  # no per-trial values: the interval and the test are over units
+            lo, hi = bootstrap_ci(diff, n_boot=n_boot, seed=seed)
+            row.update(ci_low=lo, ci_high=hi, p_value=p_units, test=test_units, n_trials=0)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=GAP_COLUMNS)
 
 
 # --- wide tables for display ---------------------------------------------------------------------------
@@ -203,9 +360,9 @@ def published_rows(board: pd.DataFrame, columns: list[Column], substitutes: froz
                 for col in columns:
                     if matches_column(e.backbone, e.metric, col.metric, col.backbone, substitutes):
                         rows.append(dict(dataset=dataset, protocol=protocol, method=model, kind=REPORTED_KIND,
-                                         metric=col.metric, backbone=col.backbone, mean=float(e.value),
-                                         ci_low=np.nan, ci_high=np.nan, n_units=0, ci_basis="", source=e.source,
-                                         note=e.note))
+                                         metric=col.metric, backbone=col.backbone, label=col.protocol,
+                                         mean=float(e.value), ci_low=np.nan, ci_high=np.nan, n_units=0, n_trials=0,
+                                         ci_basis="", status=STATUS_OK, source=e.source, note=e.note))
     return pd.DataFrame(rows)
 
 
@@ -214,29 +371,36 @@ def leaderboard_wide(board: pd.DataFrame, sig: pd.DataFrame, columns: list[Colum
     full = pd.concat([board, published], ignore_index=True) if len(published) else board
     index = ["dataset", "protocol", "method", "kind"]
     out = full[index].drop_duplicates().reset_index(drop=True)
-    sig_idx = sig.set_index(["dataset", "protocol", "metric", "backbone", "method"]) if len(sig) else None
+    sig_idx = sig.set_index(["dataset", "protocol", *COLUMN_KEYS, "method"]) if len(sig) else None
     for col in columns:
-        part = full[(full["metric"] == col.metric) & (full["backbone"] == col.backbone)].set_index(index)
+        part = full[col.mask(full)].set_index(index)
         key = out.set_index(index).index
         out[col.label] = part["mean"].reindex(key).to_numpy()
         out[f"{col.label} ci_low"] = part["ci_low"].reindex(key).to_numpy()
         out[f"{col.label} ci_high"] = part["ci_high"].reindex(key).to_numpy()
+        out[f"{col.label} status"] = part["status"].reindex(key).fillna("").to_numpy()
+        out[f"{col.label} n"] = part["n_trials"].reindex(key).to_numpy() if "n_trials" in part else np.nan
+        out[f"{col.label} min_n"] = part["min_n"].reindex(key).to_numpy() if "min_n" in part else np.nan
         p_values, marks = [], []
         for r in out.itertuples(index=False):
-            k = (r.dataset, r.protocol, col.metric, col.backbone, r.method)
+            k = (r.dataset, r.protocol, col.metric, col.backbone, col.protocol, r.method)
             if sig_idx is not None and k in sig_idx.index:
                 s = sig_idx.loc[k]
-                p_values.append(float(s["p_value"]))
-                marks.append("best" if s["is_best"] else ("†" if s["significant"] else ""))
+                p_values.append(float(s["p_holm"]))
+                marks.append("best" if s["best_marked"] else ("†" if s["significant"] else ""))
             else:
                 p_values.append(np.nan)
                 marks.append("")
-        out[f"{col.label} p_vs_best"] = p_values
+        out[f"{col.label} p_vs_best"] = p_values  # Holm-adjusted, paired over trials
         out[f"{col.label} mark"] = marks
     return sort_rows(out)
 
 
 def cell_text(row: pd.Series, col: Column, markdown: bool = False) -> str:
+    status = row.get(f"{col.label} status", "")
+    if isinstance(status, str) and status and status != STATUS_OK:
+        n, floor = row.get(f"{col.label} n"), row.get(f"{col.label} min_n")
+        return f"{status} ({int(n)} < {int(floor)})" if pd.notna(n) and pd.notna(floor) else status
     mean = row[col.label]
     if pd.isna(mean):
         return ""
@@ -244,6 +408,9 @@ def cell_text(row: pd.Series, col: Column, markdown: bool = False) -> str:
     lo, hi = row[f"{col.label} ci_low"], row[f"{col.label} ci_high"]
     if pd.notna(lo):
         text += f" [{fmt(lo)}, {fmt(hi)}]"
+    n = row.get(f"{col.label} n")
+    if col.set_level and pd.notna(n) and n:
+        text += f" N={int(n)}"
     mark = row[f"{col.label} mark"]
     if mark == "best" and markdown:
         text = f"**{text}**"
@@ -264,10 +431,13 @@ def per_subject_wide(subj: pd.DataFrame, columns: list[Column], runs_datasets: l
                 if matches_column(e.backbone, e.metric, col.metric, col.backbone, substitutes):
                     frames.append(pd.DataFrame([dict(dataset=dataset, protocol=protocol, method=e.model,
                                                      kind=REPORTED_KIND, subject=e.subject, metric=col.metric,
-                                                     backbone=col.backbone, value=float(e.value))]))
+                                                     backbone=col.backbone, label=col.protocol,
+                                                     value=float(e.value))]))
     long = pd.concat(frames, ignore_index=True)
-    labels = {(c.metric, c.backbone): c.label for c in columns}
-    long["column"] = [labels[(m, b)] for m, b in zip(long["metric"], long["backbone"])]
+    long["label"] = long["label"].fillna("") if "label" in long else ""
+    labels = {(c.metric, c.backbone, c.protocol): c.label for c in columns}
+    long["column"] = [labels.get((m, b, lab)) for m, b, lab in zip(long["metric"], long["backbone"], long["label"])]
+    long = long[long["column"].notna()]
     wide = long.pivot_table(index=["dataset", "protocol", "method", "kind", "subject"], columns="column",
                             values="value", aggfunc="mean").reset_index()
     wide.columns.name = None

@@ -80,3 +80,44 @@ def test_stratified_bootstrap_matches_the_mean_of_group_means():
     # Resampling within groups keeps the between-group spread out of the CI: much narrower than over units.
     unit_lo, unit_hi = bootstrap_ci([g.mean() for g in groups], n_boot=4000, seed=0)
     assert hi - lo < (unit_hi - unit_lo) / 3
+
+
+# --- power, effect sizes and multiplicity ------------------------------------------------------------------------
+def test_min_attainable_p_is_what_the_unit_test_returns_for_the_most_extreme_data():
+    from reports.stats import min_attainable_p
+
+    for n in (2, 3, 5, 6, 12, 25):
+        assert paired_test(np.full(n, 1.0) + np.arange(n) * 1e-3, np.zeros(n))[0] == pytest.approx(min_attainable_p(n))
+    assert min_attainable_p(2) == 0.5 and min_attainable_p(3) == 0.25 and min_attainable_p(5) > 0.05 > min_attainable_p(6)
+
+
+def test_trial_level_test_detects_a_planted_difference_that_three_units_cannot():
+    from reports.stats import paired_trials
+
+    rng = np.random.default_rng(3)
+    subjects = np.repeat([1, 2, 3], 20)  # 3 subjects × 20 matched trials
+    b = rng.normal(0.5, 0.1, size=60)
+    a = b + 0.05 + rng.normal(0, 0.05, size=60)  # planted: A is better by 0.05 on every subject
+    units_a = [a[subjects == s].mean() for s in (1, 2, 3)]
+    units_b = [b[subjects == s].mean() for s in (1, 2, 3)]
+    p_units, _ = paired_test(units_a, units_b)
+    assert p_units == pytest.approx(0.25)  # the most extreme result three units can give: never significant
+    r = paired_trials(a, b, n_boot=1000, seed=0)
+    assert r["n"] == 60 and r["p_value"] < 0.001
+    assert r["ci_low"] > 0 and r["diff"] == pytest.approx(float((a - b).mean()))
+    null = paired_trials(b + rng.normal(0, 0.05, size=60), b, seed=0)  # no planted difference
+    assert null["p_value"] > 0.05 and null["ci_low"] < 0 < null["ci_high"]
+
+
+def test_holm_matches_the_step_down_procedure_worked_by_hand():
+    from reports.stats import holm
+
+    # Holm (1979): sorted p (0.01, 0.02, 0.03, 0.04) × (4, 3, 2, 1) = (0.04, 0.06, 0.06, 0.04), made monotone.
+    np.testing.assert_allclose(holm([0.03, 0.01, 0.04, 0.02]), [0.06, 0.04, 0.06, 0.06])
+    np.testing.assert_allclose(holm([0.5, 0.9]), [1.0, 1.0])
+    out = holm([0.01, np.nan, 0.02])  # NaN is not a member of the family
+    assert np.isnan(out[1]) and out[0] == pytest.approx(0.02) and out[2] == pytest.approx(0.02)
+    rng = np.random.default_rng(0)
+    p = rng.random(12)
+    adj = holm(p)
+    assert (adj >= p).all() and (np.diff(adj[np.argsort(p)]) >= -1e-15).all() and adj.max() <= 1.0

@@ -12,7 +12,7 @@ from reports.fake_runs import write_fake_runs
 from reports.load import load_runs
 from reports.metric_info import column_label, is_substitute
 from reports.published import dataset_family, published_entries
-from reports.stats import paired_test
+from reports.stats import paired_test, paired_trials
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,8 @@ def test_loader_reads_every_finished_cell_and_every_row(runs, raw):
 
 
 def test_leaderboard_means_equal_hand_computed_aggregates_and_ci_brackets_them(runs, raw):
-    board = tables.leaderboard(runs, n_boot=500)
+    everything = tables.leaderboard(runs, n_boot=500)
+    board = everything[everything["metric"] != "fid"]
     expected = hand_means(raw)
     got = board.set_index(["dataset", "protocol", "method", "metric", "backbone"])
     assert len(got) == len(expected)
@@ -51,13 +52,18 @@ def test_leaderboard_means_equal_hand_computed_aggregates_and_ci_brackets_them(r
     assert (board["ci_low"] <= board["mean"] + 1e-12).all() and (board["mean"] <= board["ci_high"] + 1e-12).all()
     assert (board["ci_high"] > board["ci_low"]).all()
     assert set(board["ci_basis"]) == {tables.CI_UNITS}
+    # The set-level metric is the pooled table's whole-test-set value, seeds averaged, with its N.
+    pooled = pd.read_csv(runs.root / "set_level.csv").groupby(["protocol", "method"])["value"].mean()
+    fid = everything[everything["metric"] == "fid"].set_index(["protocol", "method"])
+    np.testing.assert_allclose(fid.loc[pooled.index, "mean"], pooled, rtol=1e-12)
+    assert set(fid["n_trials"]) == {60} and set(fid["status"]) == {"ok"}
 
 
 def test_trial_bootstrap_is_used_on_request_and_only_for_metrics_with_samples(runs):
     board = tables.leaderboard(runs, ci="trials", n_boot=500)
     per_sample = board[board["metric"].isin(["ssim", "pixcorr"])]
     assert set(per_sample["ci_basis"]) == {tables.CI_TRIALS}
-    assert set(board.loc[board["metric"] == "fid", "ci_basis"]) == {tables.CI_UNITS}
+    assert set(board.loc[board["metric"] == "fid", "ci_basis"]) == {""}  # two seeds: no single pooled CI
     assert (per_sample["ci_low"] <= per_sample["mean"]).all() and (per_sample["mean"] <= per_sample["ci_high"]).all()
     with pytest.raises(ValueError):
         tables.leaderboard(runs, ci="subjects")
@@ -75,10 +81,22 @@ def test_significance_is_the_paired_test_against_the_best_real_method(runs, raw)
         top = unit.xs((protocol, metric, best), level=["protocol", "metric", "method"]).sort_index()
         p, _ = paired_test(floor.to_numpy(), top.to_numpy())
         row = g[g["method"] == "floor-mean"].iloc[0]
-        assert row["p_value"] == pytest.approx(p) and row["n_pairs"] == 3
-    # Three subjects: the smallest possible two-sided sign-flip p-value is 2/8, never significant.
-    assert sig.loc[~sig["is_best"], "p_value"].min() == pytest.approx(0.25)
-    assert not sig["significant"].any()
+        assert row["p_units"] == pytest.approx(p) and row["n_units"] == 3
+        # Over trials: the same trials of both methods, seeds averaged, tested by sign flips.
+        trials = tables.trial_values(runs)
+        trials = trials[(trials["protocol"] == protocol) & (trials["metric"] == metric)]
+        wide = trials.pivot_table(index="trial_id", columns="method", values="value")
+        expected = paired_trials(wide["floor-mean"].to_numpy(), wide[best].to_numpy())
+        assert row["n_trials"] == len(wide) == 12 and row["diff"] == pytest.approx(expected["diff"])
+        assert row["p_value"] == pytest.approx(expected["p_value"])
+    # Three subjects: the smallest possible two-sided sign-flip p over units is 2/8 — and the table says so —
+    # while over the 12 matched trials the floor's large deficit is significant after Holm.
+    assert sig.loc[~sig["is_best"], "p_units"].min() == pytest.approx(0.25)
+    assert (sig.loc[~sig["is_best"], "units_min_p"] == 0.25).all() and not sig["units_can_reach"].any()
+    floors = sig[sig["method"] == "floor-mean"]
+    assert floors["significant"].all() and (floors["p_holm"] >= floors["p_value"]).all()
+    assert "fid" not in set(sig["metric"])  # set-level: nothing to pair
+    assert any("cannot reach p < 0.05" in n and "smallest possible p = 0.25" in n for n in tables.power_notes(sig))
 
 
 def test_dagger_marks_methods_that_differ_significantly_from_the_best(tmp_path):
@@ -87,14 +105,15 @@ def test_dagger_marks_methods_that_differ_significantly_from_the_best(tmp_path):
                                      trials_per_subject=2))
     board = tables.leaderboard(runs, n_boot=200)
     sig = tables.significance(runs)
-    columns = tables.columns_of(runs.results)
+    columns = tables.columns_of(runs.results, set_level=runs.set_level)
     wide = tables.leaderboard_wide(board, sig, columns, pd.DataFrame())
-    ssim = column_label("ssim", "pixels", False)
+    ssim = column_label("ssim", "pixels", False, "425px, grey")
     marks = dict(zip(wide["method"], wide[f"{ssim} mark"]))
     assert marks == {"neuroimagen": "best", "latent-ridge": "†", "floor-mean": "†", "oracle-stimulus": "†"}
     row = wide[wide["method"] == "latent-ridge"].iloc[0]
-    assert row[f"{ssim} p_vs_best"] == pytest.approx(2 / 2**8)
-    assert tables.cell_text(row, tables.Column("ssim", "pixels", False)).endswith("†")
+    # 16 matched trials, all in the same direction: exact p = 2/2^16, times 3 comparisons (Holm).
+    assert row[f"{ssim} p_vs_best"] == pytest.approx(3 * 2 / 2**16)
+    assert tables.cell_text(row, tables.Column("ssim", "pixels", False, "425px, grey")).endswith("†")
 
 
 def test_cross_subject_gap_pairs_fold_s_of_both_protocols(runs, raw):
@@ -103,17 +122,18 @@ def test_cross_subject_gap_pairs_fold_s_of_both_protocols(runs, raw):
     for r in gap.itertuples():
         within = unit.xs(("per-subject", r.method, r.metric), level=[0, 1, 2]).sort_index()
         across = unit.xs(("loso", r.method, r.metric), level=[0, 1, 2]).sort_index()
-        assert r.gap == pytest.approx((within - across).mean())
-        assert r.ci_low <= r.gap <= r.ci_high and r.n_pairs == 3
+        assert r.gap == pytest.approx((within - across).mean())  # equal trials per unit: trial mean = unit mean
+        assert r.ci_low <= r.gap <= r.ci_high and r.n_units == 3 and r.n_trials == 12
+        assert r.units_min_p == pytest.approx(0.25)
     # The fixture penalises LOSO: per-subject SSIM is higher for every method.
     assert (gap.loc[gap["metric"] == "ssim", "gap"] > 0).all()
     assert set(gap["method"]) == {"neuroimagen", "latent-ridge", "floor-mean", "oracle-stimulus"}
 
 
 def test_per_subject_table_is_the_mean_over_folds_and_seeds(runs, raw):
-    columns = tables.columns_of(runs.results)
+    columns = tables.columns_of(runs.results, set_level=runs.set_level)
     wide = tables.per_subject_wide(tables.per_subject(runs), columns, [("synth", "pooled")])
-    ssim = column_label("ssim", "pixels", False)
+    ssim = column_label("ssim", "pixels", False, "425px, grey")
     expected = raw[raw["metric"] == "ssim"].groupby(["protocol", "method", "subject"])["value"].mean()
     got = wide.assign(subject=wide["subject"].astype(int)).set_index(["protocol", "method", "subject"])[ssim]
     np.testing.assert_allclose(got.loc[expected.index], expected, rtol=1e-12)
@@ -121,9 +141,9 @@ def test_per_subject_table_is_the_mean_over_folds_and_seeds(runs, raw):
 
 
 def test_substitute_backbones_are_labelled_in_column_headers(runs):
-    labels = [c.label for c in tables.columns_of(runs.results)]
-    assert "FID ↓ [synth-cnn (substitute)]" in labels
-    assert "SSIM ↑ [pixels, mindeye-425px]" in labels
+    labels = [c.label for c in tables.columns_of(runs.results, set_level=runs.set_level)]
+    assert "FID ↓ [synth-cnn (substitute), 128-d]" in labels
+    assert "SSIM ↑ [pixels, 425px, grey]" in labels
     assert is_substitute("synth-cnn") and is_substitute("alexnet-proxy")
     assert not is_substitute("inception-tf") and not is_substitute("pixels")
     assert is_substitute("my-cnn", {"my-cnn"})  # declared in provenance
@@ -131,13 +151,13 @@ def test_substitute_backbones_are_labelled_in_column_headers(runs):
 
 def test_declared_substitutes_come_from_provenance(tmp_path):
     root = write_fake_runs(tmp_path / "runs", protocols=("pooled",), backbone_fid="inception-tf")
-    assert not [c for c in tables.columns_of(load_runs(root).results) if c.substitute]
+    assert not [c for c in tables.columns_of(load_runs(root).results, set_level=load_runs(root).set_level) if c.substitute]
     for prov in root.rglob("provenance.json"):
         record = json.loads(prov.read_text())
         prov.write_text(json.dumps({**record, "substitute_backbones": ["inception-tf"]}))
     runs = load_runs(root)
-    labels = [c.label for c in tables.columns_of(runs.results, tables.declared_substitutes(runs))]
-    assert "FID ↓ [inception-tf (substitute)]" in labels
+    labels = [c.label for c in tables.columns_of(runs.results, tables.declared_substitutes(runs), runs.set_level)]
+    assert "FID ↓ [inception-tf (substitute), 128-d]" in labels
 
 
 def test_published_numbers_only_for_matching_dataset_and_protocol(tmp_path):
@@ -152,7 +172,7 @@ def test_published_numbers_only_for_matching_dataset_and_protocol(tmp_path):
     root = write_fake_runs(tmp_path / "runs", dataset="eeg_5_95_std", protocols=("per-subject", "pooled"))
     runs = load_runs(root)
     board = tables.leaderboard(runs, n_boot=200)
-    columns = tables.columns_of(runs.results)
+    columns = tables.columns_of(runs.results, set_level=runs.set_level)
     pub = tables.published_rows(board, columns, frozenset())
     assert set(pub["protocol"]) == {"pooled"}
     ni_ssim = pub[(pub["method"] == "NeuroImagen") & (pub["metric"] == "ssim")]
@@ -162,7 +182,7 @@ def test_published_numbers_only_for_matching_dataset_and_protocol(tmp_path):
     assert set(pub["kind"]) == {"reported, not reproduced"}
     wide = tables.per_subject_wide(tables.per_subject(runs), columns, [("eeg_5_95_std", "pooled")])
     reported = wide[wide["kind"] == "reported, not reproduced"]
-    ssim = column_label("ssim", "pixels", False)
+    ssim = column_label("ssim", "pixels", False, "425px, grey")
     assert dict(zip(reported.loc[reported["method"] == "NeuroImagen", "subject"],
                     reported.loc[reported["method"] == "NeuroImagen", ssim]))["1"] == 0.254
     assert set(reported["protocol"]) == {"pooled"}
@@ -172,7 +192,7 @@ def test_published_fid_goes_into_a_real_inception_column(tmp_path):
     root = write_fake_runs(tmp_path / "runs", dataset="eeg_5_95_std", protocols=("pooled",),
                            backbone_fid="inception-tf")
     runs = load_runs(root)
-    pub = tables.published_rows(tables.leaderboard(runs, n_boot=200), tables.columns_of(runs.results), frozenset())
+    pub = tables.published_rows(tables.leaderboard(runs, n_boot=200), tables.columns_of(runs.results, set_level=runs.set_level), frozenset())
     fid = pub[pub["metric"] == "fid"]
     assert dict(zip(fid["method"], fid["mean"])) == {"EEGStyleGAN-ADA": 174.13, "GWIT": 78.11}
 
@@ -233,7 +253,7 @@ def test_reads_cells_written_by_the_run_store(tmp_path):
             samples = pd.DataFrame({"trial_id": trials["trial_id"], "subject": s, "metric": "ssim",
                                     "backbone": "pixels", "value": rng.random(3)})
             rows = samples.groupby(["subject", "metric", "backbone"], as_index=False)["value"].mean().assign(
-                dataset="synth", protocol="per-subject", fold=key.fold, method=method, seed=0)
+                dataset="synth", protocol="per-subject", fold=key.fold, method=method, seed=0, label="RGB")
             store.finish(key, trials, samples, rows, {"config_hash": key.config_hash, "git_commit": "abc"})
     store.write_results()
     runs = load_runs(store.root)
@@ -253,7 +273,39 @@ def test_whole_test_set_rows_count_only_where_no_per_subject_rows_exist(tmp_path
     whole.loc[0, "backbone"] = "pixels"  # same metric and backbone as the per-subject SSIM rows
     pd.concat([rows, whole], ignore_index=True).to_parquet(path, index=False)
     runs = load_runs(root)
-    board = tables.leaderboard(runs, n_boot=200).set_index("metric")
-    assert board.loc["ssim", "mean"] == pytest.approx(rows.loc[rows["metric"] == "ssim", "value"].mean())
-    assert board.loc["is", "mean"] == 30.0 and board.loc["is", "n_units"] == 1
+    board = tables.leaderboard(runs, n_boot=200)
+    ssim = board[board["metric"] == "ssim"]
+    assert ssim["mean"].iloc[0] == pytest.approx(rows.loc[rows["metric"] == "ssim", "value"].mean())
     assert any("whole-test-set" in n for n in runs.notes)
+    # A per-cell IS row (an older run store) covers one fold's trials: never shown, and the loader says why.
+    assert "is" not in set(runs.results["metric"]) and any("per-fold FID/KID/IS" in n for n in runs.notes)
+
+
+def test_best_is_marked_only_when_it_beats_the_runner_up_significantly(tmp_path):
+    close = {"neuroimagen": (0.30, False), "latent-ridge": (0.30, False), "floor-mean": (0.0, False)}
+    runs = load_runs(write_fake_runs(tmp_path / "close", protocols=("per-subject",), methods=close))
+    sig = tables.significance(runs)
+    ssim = sig[sig["metric"] == "ssim"]
+    best = ssim[ssim["is_best"]].iloc[0]
+    runner_up = ssim[(ssim["method"] != best["method"]) & (ssim["kind"] == "method")].iloc[0]
+    assert not runner_up["significant"] and not best["best_marked"]  # equal methods: no winner is declared
+    assert ssim.loc[ssim["method"] == "floor-mean", "significant"].all()  # but the floor is clearly behind
+    wide = tables.leaderboard_wide(tables.leaderboard(runs, n_boot=200), sig,
+                                   tables.columns_of(runs.results, set_level=runs.set_level), pd.DataFrame())
+    label = column_label("ssim", "pixels", False, "425px, grey")
+    assert "best" not in set(wide[f"{label} mark"]) and "†" in set(wide[f"{label} mark"])
+
+    apart = load_runs(write_fake_runs(tmp_path / "apart", protocols=("per-subject",)))
+    sig = tables.significance(apart)
+    assert sig.loc[sig["is_best"] & (sig["metric"] == "ssim"), "best_marked"].all()
+
+
+def test_set_level_values_below_their_minimum_are_shown_as_n_below_min(tmp_path):
+    runs = load_runs(write_fake_runs(tmp_path / "runs", protocols=("per-subject",), set_level_n=10))
+    board = tables.leaderboard(runs, n_boot=200)
+    fid = board[board["metric"] == "fid"]
+    assert set(fid["status"]) == {"N < min"} and fid["mean"].isna().all()
+    columns = tables.columns_of(runs.results, set_level=runs.set_level)
+    wide = tables.leaderboard_wide(board, tables.significance(runs), columns, pd.DataFrame())
+    col = next(c for c in columns if c.metric == "fid")
+    assert {tables.cell_text(r, col) for _, r in wide.iterrows()} == {"N < min (10 < 50)"}
