@@ -1,8 +1,9 @@
 """Brain2Image-style generators (after Kavasidis et al., ACM MM 2017): small convnets conditioned on EEG features.
 
-- ``brain2image-vae``: a conditional VAE. The encoder sees the stimulus and the EEG condition, the decoder
-  rebuilds the stimulus from the latent and the condition; at test time the latent is the prior mean, so
-  the image comes from the EEG alone.
+- ``brain2image-vae``: a conditional VAE (Sohn et al. 2015). The encoder sees the stimulus and the EEG
+  condition, a prior network the condition alone, the decoder rebuilds the stimulus from the latent and the
+  condition; at test time the latent is the conditional prior's mean, so the image comes from the EEG alone.
+  ``prior_weight`` weights the reconstruction from that prior mean during training (Sohn's hybrid objective).
 - ``brain2image-gan``: a conditional GAN with a projection discriminator (Miyato & Koyama 2018) on the EEG
   condition, hinge or BCE loss, purely adversarial as in Brain2Image by default (``l1_weight`` adds a
   pix2pix-style pixel term). DiffAugment on the discriminator's inputs keeps it from memorising the few
@@ -122,22 +123,24 @@ class Brain2ImageVAE(_ConditionalImageModel):
 
     def __init__(self, seed: int = 0, image_size: int | None = None, work_size: int | None = None, n_bins: int = 10,
                  n_components: int | None = 64, condition: str = "lda+pca", cond_dim: int = 32, z_dim: int = 8,
-                 beta: float = 1.0, width: int = 16, steps: int = 300, batch_size: int = 32, lr: float = 2e-3,
-                 weight_decay: float = 1e-4, device: str = "cpu"):
+                 beta: float = 1.0, prior_weight: float = 0.5, width: int = 16, steps: int = 300,
+                 batch_size: int = 32, lr: float = 2e-3, weight_decay: float = 1e-4, device: str = "cpu"):
         self._check_common(seed, image_size, work_size, n_bins, n_components, condition, cond_dim, width, steps,
                            batch_size, lr, device)
         self.z_dim = check_int(self.name, "z_dim", z_dim)
         self.beta = check_float(self.name, "beta", beta, low=0.0, low_open=False)
+        self.prior_weight = check_float(self.name, "prior_weight", prior_weight, low=0.0, high=1.0, low_open=False)
         self.weight_decay = check_float(self.name, "weight_decay", weight_decay, low=0.0, low_open=False)
 
     def _build(self, n_features: int) -> None:
         self.cond_ = nn.Sequential(nn.Linear(n_features, self.cond_dim), nn.LeakyReLU(0.2))
         self.encoder_ = ImageEncoder(self.size_, 2 * self.z_dim, self.width)
         self.merge_ = nn.Linear(2 * self.z_dim + self.cond_dim, 2 * self.z_dim)
+        self.prior_ = nn.Linear(self.cond_dim, 2 * self.z_dim)
         self.decoder_ = ImageDecoder(self.z_dim + self.cond_dim, self.size_, self.width)
 
     def _modules(self) -> list[nn.Module]:
-        return [self.cond_, self.encoder_, self.merge_, self.decoder_]
+        return [self.cond_, self.encoder_, self.merge_, self.prior_, self.decoder_]
 
     def fit(self, train: EEGDataset, val: EEGDataset | None = None) -> Brain2ImageVAE:
         feats, images = self._prepare(train)
@@ -155,11 +158,18 @@ class Brain2ImageVAE(_ConditionalImageModel):
                 c = self.cond_(f)
                 mu, logvar = self.merge_(torch.cat([self.encoder_(x), c], 1)).chunk(2, dim=1)
                 logvar = logvar.clamp(-10, 10)
+                mu_p, logvar_p = self.prior_(c).chunk(2, dim=1)
+                logvar_p = logvar_p.clamp(-10, 10)
                 eps = torch.randn(mu.shape, generator=gen).to(device)
                 z = mu + eps * torch.exp(0.5 * logvar)
-                x_hat = self.decoder_(torch.cat([z, c], 1))
-                recon = ((x_hat - x) ** 2).flatten(1).sum(1).mean()
-                kl = (-0.5 * (1 + logvar - mu**2 - logvar.exp()).sum(1)).mean()
+                # Decode the posterior sample and, as at test time, the prior mean in one batch (BatchNorm sees
+                # both): Sohn et al.'s hybrid objective. Without the prior path the decoder reads the stimulus
+                # from z, ignores the EEG, and gives every test trial the same image.
+                x_hat = self.decoder_(torch.cat([torch.cat([z, c], 1), torch.cat([mu_p, c], 1)]))
+                err = ((x_hat - torch.cat([x, x])) ** 2).flatten(1).sum(1)
+                recon = (1 - self.prior_weight) * err[: len(x)].mean() + self.prior_weight * err[len(x):].mean()
+                # KL(q(z | x, c) ‖ p(z | c)): a conditional prior (Sohn et al. 2015), so the EEG predicts z too
+                kl = 0.5 * (logvar_p - logvar + (logvar.exp() + (mu - mu_p) ** 2) / logvar_p.exp() - 1).sum(1).mean()
                 loss = recon + self.beta * kl
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -173,7 +183,7 @@ class Brain2ImageVAE(_ConditionalImageModel):
     def reconstruct(self, test: EEGDataset) -> np.ndarray:
         feats = self._test_features(test)
         c = self.cond_(feats)
-        x_hat = self.decoder_(torch.cat([torch.zeros(len(c), self.z_dim), c], 1))
+        x_hat = self.decoder_(torch.cat([self.prior_(c).chunk(2, dim=1)[0], c], 1))
         return tensor_to_images(x_hat, self.out_size_)
 
 

@@ -54,7 +54,7 @@ def demo_config(dataset_path: Path, scale: DemoScale, quick: bool):
 
 
 def run_demo(out: str | Path = "demo-out", quick: bool = False, seed: int = 0) -> int:
-    from eeg2img.runner import cross_subject_gap, run_grid
+    from eeg2img.runner import run_grid
 
     out = Path(out)
     scale = QUICK if quick else FULL
@@ -65,10 +65,13 @@ def run_demo(out: str | Path = "demo-out", quick: bool = False, seed: int = 0) -
     table = run_grid(config, out / "runs")
     write_csv(out / "results.csv", table)
     write_parquet(out / "results.parquet", table)
-    gap = cross_subject_gap(table)
-    write_csv(out / "cross_subject_gap.csv", gap)
+    write_csv(out / "set_level.csv", pd.read_csv(out / "runs" / "set_level.csv"))
+    gap = _gap(out / "runs")
+    if gap is not None:
+        write_csv(out / "cross_subject_gap.csv", gap)
     _print_summary(table)
     report_dir = _report(out)
+    _print_claims(out)
     print(f"\nresults: {out / 'results.csv'} ({len(table)} rows)")
     if report_dir:
         print(f"report:  {report_dir / 'index.html'}")
@@ -83,6 +86,27 @@ def _print_summary(table: pd.DataFrame) -> None:
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 3):
         print()
         print(pivot[keep].sort_values(keep[0], ascending=False) if keep else pivot)
+
+
+def _print_claims(out: Path) -> None:
+    """What the synthetic benchmark must show, and whether this run shows it (paired over trials)."""
+    path = out / "report" / "claims.csv"
+    if not path.is_file():
+        return
+    from reports.claims import claims_text
+
+    print("\nclaims (paired over test trials, Holm over all claims):")
+    print(claims_text(pd.read_csv(path)))
+
+
+def _gap(runs_dir: Path) -> pd.DataFrame | None:
+    """Per-subject minus LOSO, paired over the same test trials (the report's table, one definition)."""
+    try:
+        from reports.load import load_runs
+        from reports.tables import cross_subject_gap
+    except ImportError:
+        return None
+    return cross_subject_gap(load_runs(runs_dir))
 
 
 def _report(out: Path) -> Path | None:

@@ -310,21 +310,3 @@ def run_grid(config: GridConfig, runs_dir: str | Path, executor=None, progress: 
     store = RunStore(runs_dir)
     store.write_set_level(pool_set_level(store))
     return store.write_results()
-
-
-def cross_subject_gap(results: pd.DataFrame) -> pd.DataFrame:
-    """Per method and metric: per-subject minus LOSO on the same test trials, paired over subjects."""
-    from metrics.bootstrap import bootstrap_ci
-
-    keys = ["dataset", "method", "seed", "metric", "backbone", "subject"]
-    within = results[results.protocol == "per-subject"].set_index(keys)["value"]
-    across = results[results.protocol == "loso"].set_index(keys)["value"]
-    paired = pd.concat({"per_subject": within, "loso": across}, axis=1).dropna().reset_index()
-    rows = []
-    for (dataset, method, metric, backbone), g in paired.groupby(["dataset", "method", "metric", "backbone"]):
-        diff = (g.per_subject - g.loso).to_numpy()
-        lo, hi = bootstrap_ci(diff) if len(diff) > 1 else (float(diff[0]), float(diff[0]))
-        rows.append({"dataset": dataset, "method": method, "metric": metric, "backbone": backbone,
-                     "per_subject": g.per_subject.mean(), "loso": g.loso.mean(), "gap": diff.mean(),
-                     "ci_low": lo, "ci_high": hi, "n_subjects": len(diff)})
-    return pd.DataFrame(rows)

@@ -15,6 +15,7 @@ import pandas as pd
 from eeg2img.atomic import write_csv, write_text, write_with
 from eeg2img.errors import UserError
 from reports import plots
+from reports.claims import demo_claims
 from reports.grids import grid_for_dataset
 from reports.load import Runs, load_runs
 from reports.metric_info import SUBSTITUTE_NOTE, is_substitute
@@ -169,6 +170,14 @@ def _significance_section(sig: pd.DataFrame, columns: list[Column]) -> str:
             + frame_html("significance", frame, kind_column=None) + "</details>")
 
 
+def _claims_section(claims: pd.DataFrame) -> str:
+    note = ('<p class="note">What the embedded benchmark is built to show (see <code>reports/claims.py</code>): '
+            "each claim is a paired comparison over the matched test trials — Δ = mean difference (better − worse) "
+            "with its 95% bootstrap CI, sign-flip p, Holm-adjusted over all claims of this report. "
+            f"holds: Δ &gt; 0 and p_holm &lt; {ALPHA}; holds_on_means: Δ &gt; 0.</p>")
+    return note + frame_html("claims", claims, kind_column=None)
+
+
 def _provenance_section(runs: Runs, substitutes: frozenset[str]) -> str:
     cells = runs.cells
     parts = [f'<p class="note">{len(cells)} finished cells in <code>{esc(runs.root)}</code>.</p>']
@@ -251,6 +260,7 @@ def build_report(runs_dir: str | Path, out_dir: str | Path, *, ci: str = "units"
     pairs = sorted(set(map(tuple, runs.results[["dataset", "protocol"]].drop_duplicates().to_numpy())))
     subj_wide = per_subject_wide(subj, columns, pairs, substitutes)
     gap = cross_subject_gap(runs, n_boot=n_boot, seed=seed)
+    claims = demo_claims(runs, seed=seed)
     method_order = list(dict.fromkeys(wide["method"]))
 
     board_csv = wide.copy()
@@ -290,6 +300,7 @@ def build_report(runs_dir: str | Path, out_dir: str | Path, *, ci: str = "units"
         Section("per-subject", "Per-subject results", _per_subject_section(subj_wide, columns)),
         Section("gap", "Cross-subject gap (per-subject − LOSO)", _gap_section(gap, columns)),
         Section("significance", "Significance", _significance_section(sig, columns)),
+        *([Section("claims", "Benchmark claims", _claims_section(claims))] if len(claims) else []),
         Section("plots", "Plots", "".join(figure_html(f) for f in figures["plots"])
                 or '<p class="note">Not enough data for plots.</p>'),
         Section("reconstructions", "Reconstructions", "".join(figure_html(f) for f in figures["grids"])
@@ -307,6 +318,8 @@ def build_report(runs_dir: str | Path, out_dir: str | Path, *, ci: str = "units"
     write_csv(out / "per_subject.csv", subj_wide)
     write_csv(out / "cross_subject_gap.csv", gap)
     write_csv(out / "significance.csv", sig)
+    if len(claims):
+        write_csv(out / "claims.csv", claims)
     for fig in figures["plots"] + figures["grids"]:
         _write_png(out / fig.filename, fig.png)
     write_text(out / "index.html", html)

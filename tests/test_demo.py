@@ -40,9 +40,19 @@ def test_quick_demo_results_contract(quick_demo):
     assert set(table.method) == set(available_methods())
     assert not table.duplicated(KEY).any(), "one row per (dataset, protocol, fold, subject, method, seed, metric)"
     assert np.isfinite(table.value).all()
-    assert {"ssim", "pixcorr", "fid", "kid", "is", "nway", "acc"} <= set(table.metric)
+    assert set(table.metric) == {"ssim", "pixcorr", "nway", "acc"}  # set-level metrics live in set_level.csv
+    # Labels come from what the engine computed: 5 classes make a 5-way accuracy, whatever was configured.
+    assert set(table.loc[table.metric == "acc", "label"]) == {"5-way top-1"}
+    assert set(table.loc[table.metric == "nway", "label"]) == {"2-way, all pairs"}
     assert set(table.loc[table.metric.isin(["ssim", "pixcorr"]), "backbone"]) == {"pixels"}
     assert set(table.loc[table.metric.isin(IN_DOMAIN), "backbone"]) == {"synth-cnn"}
+    # FID, KID and IS over the pooled test set: the quick demo's test set is below every minimum N, so
+    # no number is given — never a degenerate IS = 1.000 or a FID on five trials.
+    sets = pd.read_csv(quick_demo / "set_level.csv")
+    assert set(sets.metric) == {"fid", "kid", "is"} and set(sets.method) == set(available_methods())
+    n_test = len(pd.read_parquet(next((quick_demo / "runs").rglob("trials.parquet")))) * 2
+    assert (sets.n == n_test).all() and (sets.n < sets.min_n).all()
+    assert (sets.status == "N < min").all() and sets.value.isna().all()
     # the parquet copy holds the same table
     pd.testing.assert_frame_equal(pd.read_parquet(quick_demo / "results.parquet").reset_index(drop=True), table,
                                   check_dtype=False)
@@ -55,12 +65,16 @@ def test_quick_demo_gap_and_report(quick_demo):
     per_subject = table[(table.method == "neuroimagen") & (table.metric == "acc") & (table.protocol == "per-subject")]
     loso = table[(table.method == "neuroimagen") & (table.metric == "acc") & (table.protocol == "loso")]
     assert row.gap == pytest.approx(per_subject.value.mean() - loso.value.mean())
-    assert row.ci_low <= row.gap <= row.ci_high
+    assert row.ci_low <= row.gap <= row.ci_high and row.n_trials > row.n_units == 2  # paired over trials
     html = (quick_demo / "report" / "index.html").read_text()
     for method in available_methods():
         assert method in html
     board = pd.read_csv(quick_demo / "report" / "leaderboard.csv")
     assert set(board.method) == set(available_methods())
+    md = (quick_demo / "report" / "leaderboard.md").read_text()
+    assert "ACC ↑ [synth-cnn (substitute), 5-way top-1]" in md and "50-way" not in md
+    assert "N < min" in md and "IS ↑" in md
+    assert "cannot reach p < 0.05" in md  # two subjects: the unit-level test has no power, and it says so
 
 
 def test_quick_demo_rerun_skips_every_cell(quick_demo, capsys):

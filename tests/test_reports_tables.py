@@ -309,3 +309,26 @@ def test_set_level_values_below_their_minimum_are_shown_as_n_below_min(tmp_path)
     wide = tables.leaderboard_wide(board, tables.significance(runs), columns, pd.DataFrame())
     col = next(c for c in columns if c.metric == "fid")
     assert {tables.cell_text(r, col) for _, r in wide.iterrows()} == {"N < min (10 < 50)"}
+
+
+def test_benchmark_claims_are_paired_over_trials_with_holm_and_honest_about_direction(tmp_path):
+    from reports.claims import claims_text, demo_claims
+
+    methods = {"neuroimagen": (0.30, False), "neuroimagen-saliency": (0.20, False),
+               "neuroimagen-label": (0.05, False)}
+    runs = load_runs(write_fake_runs(tmp_path / "good", protocols=("per-subject",), methods=methods))
+    claims = demo_claims(runs)
+    # Only the SSIM half of the ablation applies (the fixture has no ACC): saliency variants above label only.
+    assert set(zip(claims["claim"], claims["metric"], claims["better"])) == {
+        ("ablation", "ssim", "neuroimagen"), ("ablation", "ssim", "neuroimagen-saliency")}
+    assert claims["holds"].all() and (claims["p_holm"] >= claims["p_value"]).all()
+    trials = tables.trial_values(runs)
+    wide = trials[trials["metric"] == "ssim"].pivot_table(index="trial_id", columns="method", values="value")
+    row = claims[claims["better"] == "neuroimagen"].iloc[0]
+    assert row["diff"] == pytest.approx((wide["neuroimagen"] - wide["neuroimagen-label"]).mean())
+    assert row["n_trials"] == 12 and row["ci_low"] > 0
+
+    flipped = {"neuroimagen": (0.05, False), "neuroimagen-saliency": (0.05, False), "neuroimagen-label": (0.30, False)}
+    bad = demo_claims(load_runs(write_fake_runs(tmp_path / "bad", protocols=("per-subject",), methods=flipped)))
+    assert not bad["holds"].any() and not bad["holds_on_means"].any() and (bad["diff"] < 0).all()
+    assert sum(line.startswith("✗ ") for line in claims_text(bad).splitlines()) == 2

@@ -17,7 +17,7 @@ import slow_method
 
 from eeg2img.config import parse_config
 from eeg2img.errors import UserError
-from eeg2img.runner import cross_subject_gap, plan, run_grid
+from eeg2img.runner import plan, run_grid
 from eeg2img.runstore import RESULT_COLUMNS, RunStore
 
 TESTS = Path(__file__).parent
@@ -42,10 +42,7 @@ def test_grid_results_are_tidy_and_complete(tmp_path, tiny_synth_dir, tiny_synth
     assert len(table) == 2 * 3 * 2
     assert set(table.backbone) == {"pixels"}
     assert table.value.between(-1, 1).all()
-    # the cross-subject gap pairs the same test trials: a floor that ignores EEG has the same score… up to
-    # which subjects' training images it averaged
-    gap = cross_subject_gap(table)
-    assert set(gap.metric) == {"ssim", "pixcorr"} and (gap.n_subjects == 3).all()
+    assert set(table.label) == {"425px, grey", "425px, RGB"}  # the protocol each value was computed under
 
 
 def test_finished_cells_are_skipped(tmp_path, tiny_synth_dir):
@@ -129,3 +126,44 @@ def test_plan_groups_methods_by_fold(tiny_synth_dir, tmp_path):
 
     assert pickle.loads(pickle.dumps(jobs[0])) == jobs[0]
     np.testing.assert_equal(len(set(j.methods[0].config_hash(j.seed) for j in jobs)), 1)
+
+
+def test_set_level_metrics_are_pooled_over_folds_and_equal_the_engine_on_the_concatenated_trials(tmp_path):
+    """Per-subject folds test each trial once: FID, KID and IS are computed once over all of them."""
+    from eeg2img.datasets import load_dataset
+    from eeg2img.datasets.base import read_rgb
+    from eeg2img.datasets.synthetic import generate_synthetic
+    from eeg2img.splits import make_folds
+    from metrics.backbones import build_backbone
+    from metrics.engine import MetricsEngine
+
+    path = generate_synthetic(tmp_path / "data", subjects=2, classes=10, images_per_class=10, seed=0, image_size=16,
+                              n_channels=16, n_samples=480, progress=False)
+    config = parse_config({"datasets": [{"path": str(path)}], "protocols": ["per-subject"], "backbone": "proxy",
+                           "metrics": ["ssim", "fid", "kid", "is"], "methods": {"floor-random": {}}})
+    table = run_grid(config, tmp_path / "runs", progress=False)
+    assert set(table.metric) == {"ssim"}  # per-fold set-level values are never written as results
+    pooled = pd.read_csv(tmp_path / "runs" / "set_level.csv")
+    assert set(pooled.subject.astype(str)) == {"all"}  # 10 test trials per subject: below every minimum alone
+    by_metric = pooled.set_index("metric")
+    assert (by_metric.n == 20).all() and (by_metric.folds == 2).all()
+    assert by_metric.loc["fid", "status"] == "N < min" and np.isnan(by_metric.loc["fid", "value"])
+
+    dataset = load_dataset(path)
+    store = RunStore(tmp_path / "runs")
+    preds, refs = [], []
+    for fold in sorted(make_folds(dataset, "per-subject", 0), key=lambda f: f.name):
+        cell = next(d for d in store.finished_cells() if d.parts[-4] == fold.name)
+        test = dataset.subset(fold.test)
+        preds.append(np.stack([read_rgb(cell / "recon" / f"{t}.png") for t in test.trial_ids.astype(str)]))
+        refs.append(test.load_images(size=preds[-1].shape[1]))
+    engine = MetricsEngine(("kid", "is"), backbones=[build_backbone("proxy")], seed=0, use_cache=False)
+    once = engine.evaluate(np.concatenate(preds), np.concatenate(refs))
+    for metric in ("kid", "is"):
+        assert by_metric.loc[metric, "status"] == "ok"
+        # The folds' features were extracted in other batches than the single pass: equal to float32 round-off
+        # (KID is a small difference of large kernel sums, so that round-off shows at 1e-8 relative).
+        assert by_metric.loc[metric, "value"] == pytest.approx(once.results[f"{metric}@proxy"].value, rel=1e-6)
+        assert by_metric.loc[metric, "std"] == pytest.approx(once.extras[f"{metric}@proxy"]["std"], rel=1e-5)
+        assert by_metric.loc[metric, "ci_low"] <= by_metric.loc[metric, "ci_high"]
+    assert by_metric.loc["is", "label"] == "10 classes, 2 splits, N=20"
