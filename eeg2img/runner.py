@@ -152,7 +152,9 @@ def run_cell(store: RunStore, key: CellKey, dataset: EEGDataset, fold: Fold, spe
 
 
 def _uses_backbone(metrics) -> bool:
-    return any(m not in ("ssim", "pixcorr") for m in metrics)
+    from metrics.vocabulary import PIXEL_METRICS
+
+    return any(m not in PIXEL_METRICS for m in metrics)
 
 
 def _check_images(images: np.ndarray, n: int, name: str) -> None:

@@ -16,9 +16,10 @@ import numpy as np
 import torch
 
 from eeg2img.errors import UserError
+from metrics.vocabulary import VOCABULARY
 
 # Below this many samples FID's 2048×2048 covariance is rank deficient and FID is strongly biased.
-FID_MIN_SAMPLES = 2048
+FID_MIN_SAMPLES = VOCABULARY["fid"].warn_n
 
 
 class SmallSampleWarning(UserWarning):

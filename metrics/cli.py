@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from eeg2img.errors import UserError
+from metrics.vocabulary import ALL_METRICS
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 DEFAULT_METRICS = "ssim,pixcorr,fid,kid,is"
@@ -33,7 +34,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     p.add_argument("--pred", required=True, type=Path, help="folder of reconstructions (one image per stem)")
     p.add_argument("--ref", required=True, type=Path, help="folder of stimuli with the same file stems")
     p.add_argument("--metrics", default=DEFAULT_METRICS,
-                   help=f"comma-separated subset of ssim,pixcorr,fid,kid,is,clip,nway,acc (default {DEFAULT_METRICS})")
+                   help=f"comma-separated subset of {','.join(ALL_METRICS)} (default {DEFAULT_METRICS})")
     p.add_argument("--captions", type=Path, help="JSON {stem: caption} (or TSV stem<TAB>caption) for CLIP score")
     p.add_argument("--subjects", type=Path, help="JSON {stem: subject}: adds per-subject set-level metrics")
     p.add_argument("--json", type=Path, help="write the results (values, 95%% CIs, provenance) to this file")
@@ -200,7 +201,7 @@ def build_backbones(args: argparse.Namespace, metrics: list[str]) -> list:
 
 # ------------------------------------------------------------------------------------------------- run
 def run_evaluate(args: argparse.Namespace) -> int:
-    from metrics.engine import ALL_METRICS, MetricsEngine
+    from metrics.engine import MetricsEngine
 
     metrics = [m.strip().lower() for m in str(args.metrics).split(",") if m.strip()]
     bad = [m for m in metrics if m not in ALL_METRICS]

@@ -92,7 +92,9 @@ def compute(metric: str, arrays: Sequence[np.ndarray], options: SetLevelOptions 
     s = spec(metric)
     row = {"value": np.nan, "std": np.nan, "ci_low": np.nan, "ci_high": np.nan, "n": n, "min_n": s.min_n,
            "status": STATUS_OK, "label": label(metric, arrays, options), "warning": ""}
-    if n < (s.min_n if options.enforce_min_n else 2 if metric != "is" else 1):
+    # Unenforced (reference-equality tests only), the floor is what the formula itself needs.
+    floor = s.min_n if options.enforce_min_n else (1 if metric == "is" else 2)
+    if n < floor:
         row["status"] = STATUS_BELOW_MIN
         return row
     fn = _FUNCTIONS[metric]
