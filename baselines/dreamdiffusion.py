@@ -88,9 +88,17 @@ class DreamDiffusion(DiffusionBaseline):
         return params
 
     def fit(self, train: EEGDataset, val: EEGDataset | None = None) -> DreamDiffusion:
-        from diffusers import DDPMScheduler
+        from reconstruct._common import cpu_threads
 
         stage = self._fit_stage(train, private=True)
+        # The tuning steps are demo-scale U-Net passes like the shared model's own training: on a busy CPU
+        # torch's default thread count made them several times slower than $EEG2IMG_TORCH_THREADS=1.
+        with cpu_threads(stage.device):
+            return self._tune(stage, train)
+
+    def _tune(self, stage, train: EEGDataset) -> DreamDiffusion:
+        from diffusers import DDPMScheduler
+
         device = stage.device
         ids = train.unique_image_ids()
         latents = torch.from_numpy(stage.encode_latents(train.load_images(ids, size=self.image_size)))

@@ -44,7 +44,9 @@ class EEGFeatures:
         self.scale_ = np.maximum(std, 1e-6 * max(float(std.max()), 1e-12))
         z = (x - self.mean_) / self.scale_
         if self.n_components is not None:
-            k = min(self.n_components, z.shape[0], z.shape[1])
+            # Centred data of N trials has rank ≤ N − 1: a further component is numerical noise that the
+            # training trials do not vary along, and the LDA downstream blew test features along it up to 1e13.
+            k = min(self.n_components, max(z.shape[0] - 1, 1), z.shape[1])
             # SVD of the centred data: deterministic (no randomized solver), sign-fixed below.
             _, s, vt = np.linalg.svd(z, full_matrices=False)
             signs = np.sign(vt[:k, np.argmax(np.abs(vt[:k]), axis=1)].diagonal())

@@ -100,7 +100,7 @@ class NeuroImagen(Method):
         caption: str = "label",
         use_saliency: bool = True,
         regressor_epochs: int = 150,
-        strength: float = 0.6,
+        strength: float = 0.8,
         steps: int = 20,
         guidance_scale: float = 7.5,
         image_size: int | None = None,

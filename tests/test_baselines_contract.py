@@ -339,6 +339,20 @@ def test_feature_pca_keeps_the_leading_components_without_whitening():
     np.testing.assert_array_equal(EEGFeatures(n_bins=5, n_components=4).fit(train).transform(train), z)
 
 
+def test_feature_pca_drops_the_null_directions_of_few_trials_so_lda_stays_bounded():
+    # The quick demo fits 64 components on ~50 trials: centred, they span 49 directions, and the LDA on
+    # the rest once put held-out features at 1e13 (the VAE and GAN then drew one saturated image).
+    from baselines.features import DiscriminantProjection, EEGFeatures
+
+    rng = np.random.default_rng(3)
+    train, test = rng.standard_normal((30, 16, 40)), rng.standard_normal((10, 16, 40))
+    labels = np.arange(30) % 5
+    feats = EEGFeatures(n_bins=10, n_components=64).fit(train)
+    assert feats.n_features == 29
+    lda = DiscriminantProjection().fit(feats.transform(train), labels)
+    assert np.abs(lda.transform(feats.transform(test))).max() < 20
+
+
 def test_ridge_map_recovers_a_linear_map_and_picks_alpha_by_leave_one_out():
     from baselines.ridge import DEFAULT_ALPHAS, RidgeMap
 

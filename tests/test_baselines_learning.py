@@ -87,3 +87,16 @@ def test_ridge_retrieval_and_vae_beat_the_random_floor_on_pixel_correlation(name
     truth = test.load_images()
     random_floor = pixcorr(reconstructions("floor-random"), truth, size=None).mean()
     assert pixcorr(reconstructions(name), truth, size=None).mean() > random_floor + 0.1
+
+
+def test_vae_reconstructions_follow_the_class_rather_than_being_one_image(decodable, reconstructions):
+    # The VAE once decoded every test trial to the same blob: its decoder read the stimulus from the latent
+    # and ignored the EEG, and the test-time latent (the prior mean) is the same for every trial.
+    _, test = decodable
+    x = reconstructions("brain2image-vae").reshape(len(test), -1).astype(np.float64)
+    labels = np.asarray(test.labels)
+    dist = np.abs(x[:, None] - x[None]).mean(-1)
+    same = labels[:, None] == labels[None]
+    off = ~np.eye(len(x), dtype=bool)
+    assert dist[~same].mean() > 5  # grey levels: not one image
+    assert dist[~same].mean() > 1.2 * dist[same & off].mean()  # classes apart more than trials within one

@@ -189,3 +189,33 @@ def test_demo_model_rejects_bad_training_input(tmp_path):
         train_tiny_sd(images, captions, tmp_path / "x", vae_channels=(12, 16))
     assert not (tmp_path / "x").exists()
 
+
+
+def test_dreamdiffusion_tunes_with_the_demo_thread_setting_and_restores_it(random_sd, tiny_synth, tmp_path,
+                                                                          monkeypatch):
+    # Tuning under torch's default thread count was ~4x the CPU time of $EEG2IMG_TORCH_THREADS=1 on a busy machine.
+    import torch
+    from diffusers import UNet2DConditionModel
+
+    from eeg2img.methods import build_method
+
+    threads_in_unet = []
+    forward = UNet2DConditionModel.forward
+
+    def spy(self, *args, **kwargs):
+        threads_in_unet.append(torch.get_num_threads())
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(UNet2DConditionModel, "forward", spy)
+    monkeypatch.setenv("EEG2IMG_TORCH_THREADS", "1")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        method = build_method("dreamdiffusion", sd_path=str(random_sd), tune_steps=2, steps=2, n_components=8,
+                              hidden=16, device="cpu")
+        method.cache_dir = tmp_path
+        method.fit(tiny_synth.subset(np.arange(24)))
+        assert threads_in_unet == [1, 1]
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
