@@ -76,7 +76,9 @@ def label(metric: str, arrays: Sequence[np.ndarray], options: SetLevelOptions) -
     if metric == "kid":
         return f"{dim}-d, {options.kid_subsets} subsets of {min(options.kid_subset_size, n)}, N={n}"
     splits = options.splits(n)
-    return f"{dim} classes, {splits} splits, N={n}" if splits else f"{dim} classes, N={n}"
+    if options.enforce_min_n and n < spec("is").min_n:
+        return f"{dim} classes, N={n}"  # no value, so no split count to state
+    return f"{dim} classes, {splits} split{'s' if splits != 1 else ''}, N={n}"
 
 
 def compute(metric: str, arrays: Sequence[np.ndarray], options: SetLevelOptions = SetLevelOptions()) -> dict:

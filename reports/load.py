@@ -347,7 +347,7 @@ def _set_level(root: Path, cells: list[Cell], kinds: dict[str, str]) -> pd.DataF
     for k in ("dataset", "protocol", "method", "metric", "status"):
         table[k] = table[k].astype(str)
     for k in ("backbone", "label", "warning"):
-        table[k] = table[k].fillna("").astype(str)
+        table[k] = table[k].astype(object).where(table[k].notna(), "").astype(str)
     table["subject"] = [subject_key(v) for v in table["subject"]]
     table["seed"] = table["seed"].astype(int)
     present = {(c.dataset, c.protocol, c.method, c.seed) for c in cells}

@@ -81,8 +81,11 @@ def test_metric_result_to_dict_is_json_ready():
     result = MetricResult(name="ssim", value=np.float64(0.25), ci95=(np.float64(0.2), 0.3), backbone=None,
                           protocol="mindeye-425px-gray", n=np.int64(12), per_sample=np.zeros(12))
     d = result.to_dict()
-    assert d == {"value": 0.25, "ci95": [0.2, 0.3], "backbone": None, "protocol": "mindeye-425px-gray", "n": 12}
+    assert d == {"value": 0.25, "ci95": [0.2, 0.3], "backbone": None, "protocol": "mindeye-425px-gray", "n": 12,
+                 "label": "", "status": "ok"}
     assert json.loads(json.dumps(d)) == d
+    below = MetricResult(name="is", value=float("nan"), n=5, status="N < min").to_dict()
+    assert below["value"] is None and below["status"] == "N < min" and json.loads(json.dumps(below)) == below
 
 
 def test_torchmetrics_clip_variant_result_and_reset():

@@ -154,4 +154,5 @@ def test_pixcorr_object():
     metric.update(pred, ref)
     assert metric.compute() == pytest.approx(pixcorr(pred, ref, size=None).mean())
     assert metric.result(n_boot=0).to_dict() == {"value": metric.compute(), "ci95": None, "backbone": None,
-                                                 "protocol": "mindeye-native-rgb", "n": 3}
+                                                 "protocol": "mindeye-native-rgb", "n": 3, "label": "",
+                                                 "status": "ok"}
