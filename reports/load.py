@@ -189,10 +189,17 @@ class Runs:
             out.setdefault(m, method_kind(m))
         return out
 
+    @cached_property
+    def _all_samples(self) -> pd.DataFrame:
+        return self._read_samples(self.cells)
+
     def samples(self, cells: list[Cell] | None = None) -> pd.DataFrame:
-        """Per-sample values of the given cells (all by default), tagged with the cell keys."""
+        """Per-sample values of the given cells (all by default, read once), tagged with the cell keys."""
+        return self._all_samples.copy() if cells is None else self._read_samples(cells)
+
+    def _read_samples(self, cells: list[Cell]) -> pd.DataFrame:
         frames = []
-        for c in self.cells if cells is None else cells:
+        for c in cells:
             s = c.samples()
             if s is None or s.empty:
                 continue
