@@ -229,6 +229,8 @@ class DiffusionStage:
 class DiffusionBaseline(Method):
     """A baseline that decodes through NeuroImagen's diffusion stage; subclasses add their own parameters."""
 
+    shared_stage = "diffusion"
+
     def _set_diffusion_params(self, seed: int, image_size: int | None, **params: Any) -> None:
         self.seed = check_seed(self.name, seed)
         self.image_size = check_optional_size(self.name, "image_size", image_size, minimum=8)

@@ -56,3 +56,24 @@ def write_parquet(target: str | Path, frame) -> Path:
 
 def write_csv(target: str | Path, frame) -> Path:
     return write_with(target, lambda p: frame.to_csv(p, index=False))
+
+
+@contextmanager
+def build_lock(target: str | Path):
+    """Hold an exclusive lock on ``target`` (an entry about to be built) across processes.
+
+    Cache entries shared by many cells — the demo diffusion model, an encoder, a backbone — are built
+    by whichever process needs them first; another process that needs the same entry waits here and
+    then loads it instead of building it a second time. The lock is an advisory ``flock`` on a
+    ``.lock`` file beside the entry, released when the holder exits, however it exits.
+    """
+    import fcntl
+
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{target.name}.lock", "a+") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)

@@ -8,6 +8,7 @@ skipped and the dataset is reused.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -44,7 +45,12 @@ def demo_config(dataset_path: Path, scale: DemoScale, quick: bool):
     from eeg2img.methods import available_methods, quick_params
 
     methods = {name: (quick_params(name) if quick else {}) for name in available_methods()}
+    # Two worker processes: one builds the demo diffusion model while the other runs the methods that
+    # do not need it (see runner._shared_stages_first); tiny models gain little from a second thread.
+    workers = min(2, os.cpu_count() or 1)
     return GridConfig(
+        executor="process" if workers > 1 else "inline",
+        workers=workers,
         datasets=(DatasetSpec(str(dataset_path)),),
         methods=methods,
         protocols=scale.protocols,

@@ -29,6 +29,10 @@ class Method:
 
     name: ClassVar[str] = "method"
     is_oracle: ClassVar[bool] = False
+    # The name of a costly component this method shares with other methods trained on the same
+    # images (the demo diffusion model): the runner groups a fold's methods by it and starts the
+    # first job that needs it early, so parallel workers do other work while it is built.
+    shared_stage: ClassVar[str | None] = None
 
     def fit(self, train: EEGDataset, val: EEGDataset | None = None) -> Method:
         raise NotImplementedError
@@ -96,6 +100,12 @@ def quick_params(name: str) -> dict[str, Any]:
     """The parameters registered for the quick demo (empty when the defaults are already quick)."""
     _load_plugins()
     return dict(_QUICK.get(name, {}))
+
+
+def shared_stage(name: str) -> str | None:
+    """The registered method's :attr:`Method.shared_stage` (None for an unknown name or a plain factory)."""
+    _load_plugins()
+    return getattr(_REGISTRY.get(name), "shared_stage", None)
 
 
 def build_method(name: str, **params: Any) -> Method:

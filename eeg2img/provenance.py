@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import json
 import platform
@@ -51,6 +52,11 @@ def config_hash(config: Any) -> str:
 
 
 def package_versions(names=TRACKED_PACKAGES) -> dict[str, str]:
+    return dict(_package_versions(tuple(names)))
+
+
+@functools.lru_cache(maxsize=4)  # read once per process: importlib.metadata scans every installed package
+def _package_versions(names: tuple[str, ...]) -> dict[str, str]:
     out = {"python": platform.python_version()}
     for name in names:
         try:
@@ -61,7 +67,11 @@ def package_versions(names=TRACKED_PACKAGES) -> dict[str, str]:
 
 
 def git_commit(path: Path | None = None) -> str | None:
-    root = Path(path or Path(__file__).resolve().parent.parent)
+    return _git_commit(Path(path or Path(__file__).resolve().parent.parent))
+
+
+@functools.lru_cache(maxsize=4)  # two git processes per cell otherwise; the checkout does not change mid-run
+def _git_commit(root: Path) -> str | None:
     try:
         out = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False

@@ -1,8 +1,10 @@
 """The experiment grid: dataset × protocol × fold × method × seed, through the run store.
 
-Work is cut into :class:`FoldJob` units — every method of one (dataset, protocol, fold, seed) — so
-components a fold shares (an encoder, the diffusion model) are trained once, by the first method
-that needs them, and reused from the fold's cache by the rest. A job is a plain picklable
+Work is cut into :class:`FoldJob` units — the methods of one (dataset, protocol, fold, seed) that
+share a costly stage (:attr:`eeg2img.methods.Method.shared_stage`), or share none — so components
+(an encoder, the diffusion model) are trained once, by the first cell that needs them, and reused
+from the cache by the rest; a build lock makes a parallel worker wait for an entry another worker is
+building instead of building it twice. A job is a plain picklable
 description whose only output is what it writes to the run store, so any executor can run it: in
 this process, in a process pool across folds, or (next) on a Ray cluster.
 """
@@ -14,7 +16,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -45,7 +47,7 @@ class MethodSpec:
 
 @dataclass(frozen=True)
 class FoldJob:
-    """Every method of one fold: self-contained and picklable."""
+    """The methods of one fold that share a costly stage (or share none): self-contained and picklable."""
 
     runs_dir: str
     dataset_path: str
@@ -233,7 +235,7 @@ def pool_set_level(store: RunStore, options: dict | None = None) -> pd.DataFrame
 
 # --- building the grid and running it -----------------------------------------------------------------
 def plan(config: GridConfig, runs_dir: str | Path) -> list[FoldJob]:
-    """Every fold job of the grid, in dependency order (methods of a fold together)."""
+    """Every fold job of the grid, shared stages first (see :func:`_shared_stages_first`)."""
     methods = tuple(MethodSpec(name, dict(params)) for name, params in config.methods.items())
     jobs = []
     for spec in config.datasets:
@@ -247,9 +249,46 @@ def plan(config: GridConfig, runs_dir: str | Path) -> list[FoldJob]:
                     split_options["split_file"] = spec.options["split_file"]
                 split_key = tuple(sorted(split_options.items()))
                 for fold_name in _folds(spec.path, options, protocol, seed, split_key):
-                    jobs.append(FoldJob(str(runs_dir), spec.path, options, protocol, fold_name, seed, methods,
-                                        config.metrics, config.backbone, split_key))
-    return jobs
+                    for group in _by_shared_stage(methods):
+                        jobs.append(FoldJob(str(runs_dir), spec.path, options, protocol, fold_name, seed, group,
+                                            config.metrics, config.backbone, split_key))
+    return _shared_stages_first(jobs)
+
+
+def _by_shared_stage(methods: tuple[MethodSpec, ...]) -> list[tuple[MethodSpec, ...]]:
+    """A fold's methods, grouped by the costly stage they share (methods without one form a group)."""
+    from eeg2img.methods import shared_stage
+
+    groups: dict[str | None, list[MethodSpec]] = {}
+    for m in methods:
+        groups.setdefault(shared_stage(m.name), []).append(m)
+    return [tuple(g) for g in groups.values()]
+
+
+def _shared_stages_first(jobs: list[FoldJob]) -> list[FoldJob]:
+    """Order jobs so a pool builds each shared stage at once while its other workers do the rest.
+
+    For each (stage, dataset, seed) the first job that needs the stage goes first — it builds it —
+    then every job that needs no shared stage, then the remaining jobs, which find the stage built
+    (or wait for it on its build lock). The order changes no result: every cell is seeded on its own.
+    """
+    from eeg2img.methods import shared_stage
+
+    def stage(job: FoldJob):
+        name = shared_stage(job.methods[0].name)
+        return None if name is None else (name, job.dataset_path, job.dataset_options, job.seed)
+
+    first, free, rest, seen = [], [], [], set()
+    for job in jobs:
+        key = stage(job)
+        if key is None:
+            free.append(job)
+        elif key not in seen:
+            seen.add(key)
+            first.append(job)
+        else:
+            rest.append(job)
+    return first + free + rest
 
 
 class InlineExecutor:
@@ -273,7 +312,7 @@ class ProcessExecutor:
                                    initializer=_limit_threads, initargs=(threads,))
         try:
             futures = [pool.submit(fn, job) for job in jobs]
-            for f in futures:
+            for f in as_completed(futures):
                 outcomes = f.result()
                 for o in outcomes if on_cell else ():
                     on_cell(o)

@@ -98,12 +98,22 @@ def paired_comparison(a: Any, b: Any, n_boot: int = 1000, n_permutations: int = 
             "p_value": _sign_flip_p_value(d, n_permutations, rng), "n": int(d.size)}
 
 
+def resample_indices(n: int, n_boot: int, seed: int = 0) -> np.ndarray:
+    """``(n_boot, n)`` trial indices drawn with replacement: the resamples :func:`bootstrap_set_metric` uses."""
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.integers(0, n, n) for _ in range(n_boot)]) if n_boot else np.zeros((0, n), dtype=np.int64)
+
+
 def bootstrap_set_metric(fn: Callable[..., Any], *arrays: Any, n_boot: int = 50, seed: int = 0,
-                         level: float = 0.95) -> tuple[float, float]:
+                         level: float = 0.95, batched: Callable[[np.ndarray], np.ndarray] | None = None
+                         ) -> tuple[float, float]:
     """Percentile interval of a set-level metric ``fn(*arrays)`` over trial resamples.
 
     All arrays are resampled with the same row indices (trial ``i`` of each stays together). ``fn`` may
     return a float or a tuple whose first element is the value (KID and IS return (mean, std)).
+    ``batched``, when given, computes the metric of every resample at once from the ``(n_boot, n)``
+    index array (see :func:`metrics.fid.fid_of_resamples`) and replaces the loop over ``fn``; it must
+    equal that loop to round-off.
     """
     if not arrays:
         raise UserError("bootstrap_set_metric: no arrays given; pass the per-trial features")
@@ -114,10 +124,11 @@ def bootstrap_set_metric(fn: Callable[..., Any], *arrays: Any, n_boot: int = 50,
                             "resampling trials needs one row per trial in every array")
     if n_boot < 1:
         raise UserError(f"n_boot={n_boot}: need at least 1 resample")
-    rng = np.random.default_rng(seed)
+    indices = resample_indices(n, n_boot, seed)
+    if batched is not None:
+        return _percentiles(np.asarray(batched(indices), dtype=np.float64), level)
     samples = np.empty(n_boot)
     for k in tqdm(range(n_boot), desc="bootstrap", unit="resample", disable=None, leave=False):
-        idx = rng.integers(0, n, n)
-        value = fn(*(arr[idx] for arr in arrays))
+        value = fn(*(arr[indices[k]] for arr in arrays))
         samples[k] = value[0] if isinstance(value, tuple) else value
     return _percentiles(samples, level)

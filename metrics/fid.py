@@ -15,6 +15,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+import numpy as np
 import torch
 
 from eeg2img.errors import UserError
@@ -64,6 +65,41 @@ def fid_from_features(feats1: Any, feats2: Any, warn_small: bool = True) -> floa
         warnings.warn(f"FID on {n} samples (< {FID_MIN_SAMPLES}) is biased upwards and not comparable across N; "
                       "report N and prefer KID", SmallSampleWarning, stacklevel=2)
     return frechet_distance(*feature_statistics(x1), *feature_statistics(x2))
+
+
+def fid_of_resamples(feats1: Any, feats2: Any, indices: Any) -> np.ndarray:
+    """FID of every paired resample at once: value ``k`` is the FID of rows ``indices[k]`` of both sets.
+
+    Equal to :func:`frechet_distance` on each resample, in float64, batched over resamples (the
+    bootstrap CI of a set-level FID: hundreds of resamples). With fewer rows than dimensions
+    (n < d, the usual case) the trace term uses the identity tr √(Σ1Σ2) = ‖X̃ Ỹᵀ‖* / (n − 1) for the
+    centred rows X̃, Ỹ — the nonzero eigenvalues of Σ1Σ2 are the squared singular values of X̃ Ỹᵀ/(n−1) —
+    an n×n singular-value problem instead of a d×d non-symmetric eigenproblem.
+    """
+    x = as_features(feats1, "feats1", min_rows=2)
+    y = as_features(feats2, "feats2", min_rows=2)
+    check_same_dim(x, y, "feats1", "feats2")
+    idx = torch.as_tensor(np.asarray(indices), dtype=torch.long)
+    if idx.ndim != 2 or idx.shape[1] < 2 or len(x) != len(y):
+        raise UserError(f"indices: shape {tuple(idx.shape)} for {len(x)} and {len(y)} rows; pass (n_boot, n) "
+                        "row indices (n >= 2) into two feature sets of the same trials")
+    n, d = idx.shape[1], x.shape[1]
+    chunk = max(1, int(2e8 // (3 * 8 * d * max(d, n))))  # about 200 MB of float64 per batch
+    out = []
+    for part in idx.split(chunk):
+        xs, ys = x[part], y[part]
+        mu1, mu2 = xs.mean(dim=1), ys.mean(dim=1)
+        xc, yc = xs - mu1[:, None], ys - mu2[:, None]
+        if n < d:
+            tr_covmean = torch.linalg.svdvals(xc @ yc.transpose(1, 2)).sum(dim=-1) / (n - 1)
+        else:
+            sigma1 = xc.transpose(1, 2) @ xc / (n - 1)
+            sigma2 = yc.transpose(1, 2) @ yc / (n - 1)
+            tr_covmean = torch.linalg.eigvals(sigma1 @ sigma2).sqrt().real.sum(dim=-1)
+        diff = mu1 - mu2
+        traces = ((xc * xc).sum((1, 2)) + (yc * yc).sum((1, 2))) / (n - 1)
+        out.append((diff * diff).sum(-1) + traces - 2 * tr_covmean)
+    return torch.cat(out).numpy() if out else np.zeros(0)
 
 
 class FID(Metric):

@@ -49,6 +49,10 @@ def kid_subset_values(feats1: Any, feats2: Any, subsets: int = 100, subset_size:
     m = min(subset_size, n1, n2)
     gamma = 1.0 / x.shape[1] if gamma is None else float(gamma)
     kernel = lambda a, b: _poly_kernel(a, b, degree, gamma, coef0)
+    if m == n1 == n2:
+        # Every draw is then a permutation of all rows of both sets, and the unbiased MMD² does not
+        # depend on the order of the rows: each subset has the same value (to round-off), computed once.
+        return np.full(subsets, _mmd2_unbiased(kernel(x, x), kernel(x, y), kernel(y, y)))
     rng = np.random.RandomState(seed)
     full = n1 * n1 + n2 * n2 + n1 * n2 <= _FULL_KERNEL_MAX_ENTRIES
     if full:

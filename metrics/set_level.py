@@ -115,9 +115,17 @@ def compute(metric: str, arrays: Sequence[np.ndarray], options: SetLevelOptions 
 def _bootstrap(fn, arrays: tuple[np.ndarray, ...], options: SetLevelOptions) -> tuple[float, float]:
     from metrics.bootstrap import bootstrap_set_metric
 
+    batched = None
+    if fn is _fid:
+        from metrics.fid import fid_of_resamples
+
+        # Resampled rows lie in the span of all rows: project once, then every resample at once.
+        p, r = span_coordinates(*arrays)
+        batched = lambda indices: fid_of_resamples(p, r, indices)  # noqa: E731
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SmallSampleWarning)
-        return bootstrap_set_metric(lambda *a: fn(a, options), *arrays, n_boot=options.n_boot, seed=options.seed)
+        return bootstrap_set_metric(lambda *a: fn(a, options), *arrays, n_boot=options.n_boot, seed=options.seed,
+                                    batched=batched)
 
 
 def set_level_rows(metric: str, backbone: str, arrays: Sequence[np.ndarray], subjects: Sequence | None,

@@ -82,6 +82,7 @@ class NeuroImagen(Method):
 
     name = "neuroimagen"
     is_oracle = False
+    shared_stage = "diffusion"  # the demo diffusion model, trained once per training image set
 
     def __init__(
         self,
@@ -187,19 +188,29 @@ class NeuroImagen(Method):
         if hit is not None:
             return hit
         path = default_cache_root(self.cache_dir) / "neuroimagen" / subdir / key
-        if self.use_cache and path.is_dir():
-            try:
-                obj = load(path)
-            except UserError:
-                obj = None  # a damaged cache entry is retrained, not fatal
-            if obj is not None:
-                _memo_put(key, obj)
-                return obj
-        obj = train()
-        if self.use_cache:
-            obj.save(path)
+        if not self.use_cache:
+            obj = train()
+        else:
+            from eeg2img.atomic import build_lock
+
+            obj = self._load_cached(path, load)
+            if obj is None:
+                with build_lock(path):  # a parallel cell sharing this stage waits, then loads it
+                    obj = self._load_cached(path, load)
+                    if obj is None:
+                        obj = train()
+                        obj.save(path)
         _memo_put(key, obj)
         return obj
+
+    @staticmethod
+    def _load_cached(path: Path, load):
+        if not path.is_dir():
+            return None
+        try:
+            return load(path)
+        except UserError:
+            return None  # a damaged cache entry is retrained, not fatal
 
     def _diffusion_source(self, train: EEGDataset) -> Path | str:
         """The SD directory: the user's, or the demo model trained on the training stimuli."""

@@ -271,7 +271,12 @@ def cached_tiny_sd(images: np.ndarray, captions: Sequence[Sequence[str]], cache_
                    config: TinySDConfig | dict | None = None, **overrides) -> Path:
     """The trained tiny model for this image set, trained only when ``cache_root`` does not hold it yet."""
     cfg = make_config(TinySDConfig, config, overrides)
+    from eeg2img.atomic import build_lock
+
     target = Path(cache_root) / "tiny-sd" / tiny_sd_key(images, captions, cfg)
     if (target / "model_index.json").is_file():
         return target
-    return train_tiny_sd(images, captions, target, cfg)
+    with build_lock(target):  # a parallel cell needing the same model waits for this one, then loads it
+        if (target / "model_index.json").is_file():
+            return target
+        return train_tiny_sd(images, captions, target, cfg)

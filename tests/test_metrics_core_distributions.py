@@ -31,6 +31,39 @@ def feature_pair(request):
     return _features(n, d, 0), _features(n + 3, d, 1, shift=0.3)
 
 
+def test_fid_of_resamples_equals_fid_of_each_resample():
+    from metrics.bootstrap import bootstrap_set_metric, resample_indices
+    from metrics.fid import fid_of_resamples
+
+    # n ≥ d (the eigenproblem of Σ1Σ2) and n < d (the singular values of X̃Ỹᵀ)
+    for d in (8, 40):
+        a, b = _features(30, d, 31), _features(30, d, 32, shift=0.5)
+        indices = resample_indices(30, 25, seed=4)
+        batched = fid_of_resamples(a, b, indices)
+        looped = np.array([fid_from_features(a[i], b[i], warn_small=False) for i in indices])
+        np.testing.assert_allclose(batched, looped, rtol=1e-6 if d > 30 else 1e-9)
+        assert len(set(np.round(batched, 6))) > 20  # the resamples differ, so this compares 25 values
+    a, b = _features(30, 8, 31), _features(30, 8, 32, shift=0.5)
+    # the CI path: the batched function stands in for the loop and gives the same interval
+    fid = lambda x, y: fid_from_features(x, y, warn_small=False)  # noqa: E731
+    loop_ci = bootstrap_set_metric(fid, a, b, n_boot=25, seed=4)
+    fast_ci = bootstrap_set_metric(fid, a, b, n_boot=25, seed=4, batched=lambda idx: fid_of_resamples(a, b, idx))
+    assert fast_ci == pytest.approx(loop_ci, rel=1e-9)
+
+
+def test_set_level_fid_ci_is_the_bootstrap_of_the_reference_fid():
+    from metrics.bootstrap import bootstrap_set_metric
+    from metrics.set_level import SetLevelOptions, compute
+
+    a, b = _features(60, 128, 33), _features(60, 128, 34, shift=0.3)  # N1 + N2 < d: the span projection applies
+    row = compute("fid", (a, b), SetLevelOptions(seed=2, n_boot=40))
+    fid = lambda x, y: fid_from_features(x, y, warn_small=False)  # noqa: E731
+    # rank-deficient covariances (N < d): sqrt of near-zero eigenvalues magnifies round-off to ~1e-8
+    assert row["value"] == pytest.approx(fid(a, b), rel=1e-6)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx(bootstrap_set_metric(fid, a, b, n_boot=40, seed=2),
+                                                            rel=1e-6)
+
+
 # ----------------------------------------------------------------------------------------------------------- FID
 
 
@@ -137,6 +170,21 @@ def test_kid_matches_torch_fidelity_exactly(monkeypatch, full_kernel):
 def test_kid_subset_size_is_clipped_to_the_smaller_set():
     a, b = _features(30, 5, 13), _features(45, 5, 14, shift=0.3)
     assert kid_from_features(a, b, subsets=10, seed=5) == pytest.approx(_tf_kid(a, b, 10, 30, 5), rel=1e-6)
+
+
+def test_kid_with_whole_set_subsets_is_computed_once_and_matches_torch_fidelity(monkeypatch):
+    # N = subset_size for both sets (the pooled demo sets): every draw is a permutation of all rows
+    a, b = _features(40, 6, 21), _features(40, 6, 22, shift=0.3)
+    calls = []
+    monkeypatch.setattr(kid_mod, "_mmd2_unbiased", lambda *k: calls.append(1) or _MMD2(*k))
+    mean, std = kid_from_features(a, b, subsets=50, subset_size=1000, seed=7)
+    exp_mean, exp_std = _tf_kid(a, b, 50, 40, 7)
+    assert len(calls) == 1
+    assert mean == pytest.approx(exp_mean, rel=1e-9) and mean > 0
+    assert std == pytest.approx(exp_std, abs=1e-12)
+
+
+_MMD2 = kid_mod._mmd2_unbiased
 
 
 def test_kid_is_seeded_and_near_zero_for_one_distribution():

@@ -167,3 +167,38 @@ def test_set_level_metrics_are_pooled_over_folds_and_equal_the_engine_on_the_con
         assert by_metric.loc[metric, "std"] == pytest.approx(once.extras[f"{metric}@proxy"]["std"], rel=1e-5)
         assert by_metric.loc[metric, "ci_low"] <= by_metric.loc[metric, "ci_high"]
     assert by_metric.loc["is", "label"] == "10 classes, 2 splits, N=20"
+
+
+def test_plan_starts_the_first_job_of_a_shared_stage_before_the_stage_free_jobs(tiny_synth_dir, tmp_path):
+    # neuroimagen and oracle-saliency share the demo diffusion model; floor-mean shares nothing
+    config = grid(tiny_synth_dir, methods={"floor-mean": {}, "neuroimagen": {}, "oracle-saliency": {}})
+    jobs = plan(config, tmp_path)
+    names = [tuple(m.name for m in j.methods) for j in jobs]
+    assert len(jobs) == 12  # 6 folds × (stage-free, diffusion)
+    assert names[0] == ("neuroimagen", "oracle-saliency")  # builds the shared model at once
+    assert names[1:7] == [("floor-mean",)] * 6  # what a second worker does meanwhile
+    assert names[7:] == [("neuroimagen", "oracle-saliency")] * 5
+    folds = [(j.protocol, j.fold) for j in jobs]
+    assert sorted(set(folds)) == sorted(set(folds[1:7])) and len(set(folds[7:]) | {folds[0]}) == 6
+
+
+def _build_once(entry: str, log: str) -> None:
+    from eeg2img.atomic import build_lock
+
+    with build_lock(entry):
+        if not os.path.exists(entry):
+            time.sleep(0.5)  # both processes arrive while the first is still building
+            with open(log, "a") as f:
+                f.write(f"built by {os.getpid()}\n")
+            Path(entry).write_text("model")
+
+
+def test_build_lock_makes_a_parallel_builder_wait_and_reuse_the_entry(tmp_path):
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    entry, log = tmp_path / "cache" / "model", tmp_path / "log"
+    with ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool:
+        list(pool.map(_build_once, [str(entry)] * 2, [str(log)] * 2))
+    assert entry.read_text() == "model"
+    assert len(log.read_text().splitlines()) == 1

@@ -222,7 +222,7 @@ class InDomainCNN(Backbone):
               config: SynthCNNConfig = SynthCNNConfig(), cache_dir: str | os.PathLike | None = None,
               device=None) -> InDomainCNN:
         """Train on (images, labels) or load the cached network trained on exactly these inputs."""
-        from eeg2img.atomic import write_with
+        from eeg2img.atomic import build_lock, write_with
 
         images = check_images(images, "stimulus images")
         labels = np.asarray(labels, dtype=np.int64)
@@ -231,19 +231,30 @@ class InDomainCNN(Backbone):
         key = hashlib.sha256(json.dumps({"images": image_set_hash(images, labels, class_names),
                                          "config": config.key(), "arch": "SmallCNN-v2"}).encode()).hexdigest()
         path = cache_root(cache_dir) / "backbones" / f"synth-cnn-{key[:20]}.pt"
-        if path.is_file():
-            try:
-                blob = torch.load(path, map_location="cpu", weights_only=True)
-                net = SmallCNN(len(class_names), config.widths, config.feature_dim)
-                net.load_state_dict(blob["state_dict"])
-                return cls(net, blob["class_names"], config, path, json.loads(blob["report"]), device)
-            except (RuntimeError, KeyError, OSError, ValueError, EOFError):
-                pass  # unreadable cache entry: retrain and overwrite it
-        net, report = train_small_cnn(images, labels, len(class_names), config)
-        blob = {"state_dict": net.state_dict(), "class_names": list(class_names), "report": json.dumps(report),
-                "config": json.dumps(config.key())}
-        write_with(path, lambda p: torch.save(blob, p))
+        cached = cls._load_cached(path, class_names, config, device)
+        if cached is not None:
+            return cached
+        with build_lock(path):  # parallel cells evaluating the same dataset train it once
+            cached = cls._load_cached(path, class_names, config, device)
+            if cached is not None:
+                return cached
+            net, report = train_small_cnn(images, labels, len(class_names), config)
+            blob = {"state_dict": net.state_dict(), "class_names": list(class_names), "report": json.dumps(report),
+                    "config": json.dumps(config.key())}
+            write_with(path, lambda p: torch.save(blob, p))
         return cls(net, class_names, config, path, report, device)
+
+    @classmethod
+    def _load_cached(cls, path: Path, class_names, config: SynthCNNConfig, device) -> InDomainCNN | None:
+        if not path.is_file():
+            return None
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+            net = SmallCNN(len(class_names), config.widths, config.feature_dim)
+            net.load_state_dict(blob["state_dict"])
+            return cls(net, blob["class_names"], config, path, json.loads(blob["report"]), device)
+        except (RuntimeError, KeyError, OSError, ValueError, EOFError):
+            return None  # unreadable cache entry: retrain and overwrite it
 
     @classmethod
     def for_dataset(cls, dataset, config: SynthCNNConfig = SynthCNNConfig(),
