@@ -31,6 +31,12 @@ from eeg2img.provenance import config_hash, provenance
 from eeg2img.runstore import POOLED_KEYS, RESULT_COLUMNS, SET_LEVEL_FILE_COLUMNS, CellKey, RunStore
 from eeg2img.splits import Fold, make_folds
 
+# Intra-op threads of every cell on CPU. The thread count changes the order of floating-point
+# reductions, so models trained with 1 and with 2 threads differ (the quick demo's ACC by up to 0.4 on
+# a trial); fixing it makes a cell's numbers the same inline, in a process pool and on any machine.
+# Parallelism comes from worker processes (--executor process --workers N) instead.
+CELL_THREADS = 1
+
 # Backbones trained or drawn by the project rather than the field's official weights: every number
 # they produce is labelled as computed with a substitute.
 SUBSTITUTE_BACKBONES = ("synth-cnn", "synth-clip", "proxy")
@@ -109,6 +115,17 @@ def run_fold_job(job: FoldJob, on_cell: Callable[[CellOutcome], None] | None = N
 def run_cell(store: RunStore, key: CellKey, dataset: EEGDataset, fold: Fold, spec: MethodSpec, job: FoldJob) -> None:
     import torch
 
+    previous = torch.get_num_threads()
+    torch.set_num_threads(CELL_THREADS)
+    try:
+        _run_cell(store, key, dataset, fold, spec, job)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _run_cell(store: RunStore, key: CellKey, dataset: EEGDataset, fold: Fold, spec: MethodSpec, job: FoldJob) -> None:
+    import torch
+
     torch.manual_seed(job.seed)
     np.random.seed(job.seed)
     method = build_method(spec.name, seed=job.seed, **spec.params)
@@ -121,6 +138,8 @@ def run_cell(store: RunStore, key: CellKey, dataset: EEGDataset, fold: Fold, spe
         image_root=str(dataset.image_root) if dataset.image_root else None,
         weights={},
         substitute_backbones=[job.backbone] if job.backbone in SUBSTITUTE_BACKBONES and _uses_backbone(job.metrics) else [],
+        torch_threads=CELL_THREADS,
+        torch_threads_override=os.environ.get("EEG2IMG_TORCH_THREADS") or None,
     )
     store.start(key, method.get_params(), method.is_oracle, record)
     train = dataset.subset(fold.train)
@@ -307,9 +326,8 @@ class ProcessExecutor:
 
     def map(self, fn: Callable, jobs: Iterable, on_cell: Callable | None = None) -> Iterator:
         # Progress crosses the process boundary once per fold, with the fold's outcomes.
-        threads = max(1, (os.cpu_count() or 1) // self.workers)
         pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=get_context("spawn"),
-                                   initializer=_limit_threads, initargs=(threads,))
+                                   initializer=_limit_threads, initargs=(CELL_THREADS,))
         try:
             futures = [pool.submit(fn, job) for job in jobs]
             for f in as_completed(futures):

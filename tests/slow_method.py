@@ -19,6 +19,9 @@ class SlowMeanImage(Method):
         self.seed = seed
 
     def fit(self, train, val=None):
+        import torch
+
+        threads_seen.append(torch.get_num_threads())
         self.mean_ = train.load_images().astype(np.float64).mean(axis=0)
         return self
 
@@ -29,4 +32,5 @@ class SlowMeanImage(Method):
 
 
 calls: list[int] = []
+threads_seen: list[int] = []
 register("test-slow-mean", SlowMeanImage)

@@ -202,3 +202,24 @@ def test_build_lock_makes_a_parallel_builder_wait_and_reuse_the_entry(tmp_path):
         list(pool.map(_build_once, [str(entry)] * 2, [str(log)] * 2))
     assert entry.read_text() == "model"
     assert len(log.read_text().splitlines()) == 1
+
+
+def test_every_cell_runs_with_the_fixed_thread_count_and_records_it(tmp_path, tiny_synth_dir):
+    # models trained with 1 and 2 intra-op threads differ; a cell must not depend on the caller's setting
+    import json
+
+    import torch
+
+    from eeg2img.runner import CELL_THREADS
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        slow_method.threads_seen.clear()
+        run_grid(grid(tiny_synth_dir), tmp_path, progress=False)
+        assert torch.get_num_threads() == 2  # restored after each cell
+    finally:
+        torch.set_num_threads(before)
+    assert slow_method.threads_seen and set(slow_method.threads_seen) == {CELL_THREADS}
+    records = [json.loads(p.read_text()) for p in tmp_path.rglob("provenance.json")]
+    assert len(records) == 6 and {r["torch_threads"] for r in records} == {CELL_THREADS}
