@@ -45,6 +45,38 @@ def inception_score_from_logits(logits: Any, splits: int = 10, shuffle: bool = T
     return float(scores.mean()), float(scores.std())
 
 
+def inception_score_of_resamples(logits: Any, indices: Any, splits: int = 10, shuffle: bool = True,
+                                 seed: int = 2020) -> np.ndarray:
+    """IS (mean over splits) of every resample at once: value ``k`` is the IS of rows ``indices[k]``.
+
+    The same float64 arithmetic as :func:`inception_score_per_split` on each resample, batched over
+    resamples (the bootstrap CI of a set-level IS). The seeded shuffle depends only on N, so it is one
+    permutation of the columns of ``indices``.
+    """
+    x = as_features(logits, "logits")
+    idx = torch.as_tensor(np.asarray(indices), dtype=torch.long)
+    if idx.ndim != 2:
+        raise UserError(f"indices: shape {tuple(idx.shape)}; pass (n_boot, n) row indices")
+    n = idx.shape[1]
+    if not 1 <= splits <= n:
+        raise UserError(f"inception score splits={splits} with {n} samples: need 1 <= splits <= N; "
+                        "lower splits or evaluate more samples")
+    if shuffle:
+        idx = idx[:, torch.from_numpy(np.random.RandomState(seed).permutation(n))]
+    chunk = max(1, int(2e8 // (3 * 8 * n * x.shape[1])))
+    out = []
+    for part in idx.split(chunk):
+        xs = x[part]
+        p, log_p = xs.softmax(dim=2), xs.log_softmax(dim=2)
+        scores = []
+        for i in range(splits):
+            lo, hi = i * n // splits, (i + 1) * n // splits
+            log_q = p[:, lo:hi].mean(dim=1, keepdim=True).log()
+            scores.append((p[:, lo:hi] * (log_p[:, lo:hi] - log_q)).sum(dim=2).mean(dim=1).exp())
+        out.append(torch.stack(scores, dim=1).mean(dim=1))
+    return torch.cat(out).numpy() if out else np.zeros(0)
+
+
 class InceptionScore(Metric):
     """Streaming IS: ``update(logits)``, then ``compute() -> (mean, std)``; ``split_scores`` after compute."""
 

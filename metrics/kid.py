@@ -70,6 +70,35 @@ def kid_subset_values(feats1: Any, feats2: Any, subsets: int = 100, subset_size:
     return mmds
 
 
+def kid_of_resamples(feats1: Any, feats2: Any, indices: Any, degree: int = 3, gamma: float | None = None,
+                     coef0: float = 1.0) -> np.ndarray:
+    """KID of every paired resample at once, when each KID subset is the whole resample.
+
+    With ``subset_size`` ≥ N every subset of a resample is a permutation of all its rows, so its KID
+    is the unbiased MMD² of the resample (see :func:`kid_subset_values`); value ``k`` is that of rows
+    ``indices[k]`` of both sets, batched over resamples in float64 (the bootstrap CI of a set-level KID).
+    """
+    x = as_features(feats1, "feats1", min_rows=2)
+    y = as_features(feats2, "feats2", min_rows=2)
+    check_same_dim(x, y, "feats1", "feats2")
+    idx = torch.as_tensor(np.asarray(indices), dtype=torch.long)
+    if idx.ndim != 2 or idx.shape[1] < 2:
+        raise UserError(f"indices: shape {tuple(idx.shape)}; pass (n_boot, n) row indices with n >= 2")
+    m = idx.shape[1]
+    gamma = 1.0 / x.shape[1] if gamma is None else float(gamma)
+    chunk = max(1, int(2e8 // (3 * 8 * m * max(m, x.shape[1]))))
+    out = []
+    for part in idx.split(chunk):
+        a, b = x[part], y[part]
+        k_xx = (a @ a.transpose(1, 2) * gamma + coef0) ** degree
+        k_yy = (b @ b.transpose(1, 2) * gamma + coef0) ** degree
+        k_xy = (a @ b.transpose(1, 2) * gamma + coef0) ** degree
+        off_diag = (k_xx.sum((1, 2)) - k_xx.diagonal(dim1=1, dim2=2).sum(1)
+                    + k_yy.sum((1, 2)) - k_yy.diagonal(dim1=1, dim2=2).sum(1))
+        out.append(off_diag / (m * (m - 1)) - 2 * k_xy.sum((1, 2)) / (m * m))
+    return torch.cat(out).numpy() if out else np.zeros(0)
+
+
 def kid_from_features(feats1: Any, feats2: Any, subsets: int = 100, subset_size: int = 1000, degree: int = 3,
                       gamma: float | None = None, coef0: float = 1.0, seed: int = 2020) -> tuple[float, float]:
     """KID (mean, population std over subsets) between two ``(N, D)`` feature sets."""

@@ -115,17 +115,31 @@ def compute(metric: str, arrays: Sequence[np.ndarray], options: SetLevelOptions 
 def _bootstrap(fn, arrays: tuple[np.ndarray, ...], options: SetLevelOptions) -> tuple[float, float]:
     from metrics.bootstrap import bootstrap_set_metric
 
-    batched = None
+    batched = _batched_resamples(fn, arrays, options)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SmallSampleWarning)
+        return bootstrap_set_metric(lambda *a: fn(a, options), *arrays, n_boot=options.n_boot, seed=options.seed,
+                                    batched=batched)
+
+
+def _batched_resamples(fn, arrays: tuple[np.ndarray, ...], options: SetLevelOptions):
+    """The metric of all bootstrap resamples at once (equal to the loop over ``fn``), or None."""
     if fn is _fid:
         from metrics.fid import fid_of_resamples
 
         # Resampled rows lie in the span of all rows: project once, then every resample at once.
         p, r = span_coordinates(*arrays)
-        batched = lambda indices: fid_of_resamples(p, r, indices)  # noqa: E731
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SmallSampleWarning)
-        return bootstrap_set_metric(lambda *a: fn(a, options), *arrays, n_boot=options.n_boot, seed=options.seed,
-                                    batched=batched)
+        return lambda indices: fid_of_resamples(p, r, indices)
+    if fn is _kid and options.kid_subset_size >= len(arrays[0]):
+        from metrics.kid import kid_of_resamples
+
+        return lambda indices: kid_of_resamples(*arrays, indices)
+    if fn is _is:
+        from metrics.inception_score import inception_score_of_resamples
+
+        splits = options.splits(len(arrays[0]))
+        return lambda indices: inception_score_of_resamples(arrays[0], indices, splits=splits)
+    return None
 
 
 def set_level_rows(metric: str, backbone: str, arrays: Sequence[np.ndarray], subjects: Sequence | None,

@@ -51,6 +51,41 @@ def test_fid_of_resamples_equals_fid_of_each_resample():
     assert fast_ci == pytest.approx(loop_ci, rel=1e-9)
 
 
+def test_kid_and_is_of_resamples_equal_each_resample():
+    from metrics.bootstrap import resample_indices
+    from metrics.inception_score import inception_score_of_resamples
+    from metrics.kid import kid_of_resamples
+
+    a, b = _features(30, 6, 41), _features(30, 6, 42, shift=0.4)
+    indices = resample_indices(30, 20, seed=5)
+    kid = kid_of_resamples(a, b, indices)
+    np.testing.assert_allclose(kid, [kid_from_features(a[i], b[i], subsets=7, seed=3)[0] for i in indices], rtol=1e-9)
+    logits = _features(30, 5, 43) * 3
+    score = inception_score_of_resamples(logits, indices, splits=3)
+    np.testing.assert_allclose(score, [inception_score_from_logits(logits[i], splits=3)[0] for i in indices],
+                               rtol=1e-12)
+    assert np.ptp(kid) > 0 and np.ptp(score) > 0
+
+
+@pytest.mark.parametrize("metric", ["kid", "is"])
+def test_set_level_kid_and_is_cis_are_the_bootstrap_of_the_reference_metric(metric):
+    from metrics.bootstrap import bootstrap_set_metric
+    from metrics.set_level import SetLevelOptions, compute
+
+    options = SetLevelOptions(seed=3, n_boot=30)
+    a, b = _features(40, 16, 44), _features(40, 16, 45, shift=0.3)
+    if metric == "kid":
+        arrays = (a, b)
+        reference = lambda x, y: kid_from_features(x, y, subsets=100, subset_size=len(x), seed=3)[0]  # noqa: E731
+    else:
+        arrays = (a * 2,)
+        reference = lambda x: inception_score_from_logits(x, splits=options.splits(len(x)))[0]  # noqa: E731
+    row = compute(metric, arrays, options)
+    assert row["value"] == pytest.approx(reference(*arrays), rel=1e-9)
+    expected = bootstrap_set_metric(reference, *arrays, n_boot=30, seed=3)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx(expected, rel=1e-9)
+
+
 def test_set_level_fid_ci_is_the_bootstrap_of_the_reference_fid():
     from metrics.bootstrap import bootstrap_set_metric
     from metrics.set_level import SetLevelOptions, compute
