@@ -102,6 +102,13 @@ def quick_params(name: str) -> dict[str, Any]:
     return dict(_QUICK.get(name, {}))
 
 
+def defining_module(name: str) -> str | None:
+    """The module that registered ``name`` (what a fresh worker process imports to know the method)."""
+    _load_plugins()
+    factory = _REGISTRY.get(name)
+    return None if factory is None else getattr(factory, "__module__", None)
+
+
 def shared_stage(name: str) -> str | None:
     """The registered method's :attr:`Method.shared_stage` (None for an unknown name or a plain factory)."""
     _load_plugins()

@@ -326,8 +326,14 @@ class ProcessExecutor:
 
     def map(self, fn: Callable, jobs: Iterable, on_cell: Callable | None = None) -> Iterator:
         # Progress crosses the process boundary once per fold, with the fold's outcomes.
+        from eeg2img.methods import defining_module
+
+        jobs = list(jobs)
+        # A spawned worker knows only the methods its imports register: import every module that
+        # registered a method of the grid (a plugin, or a test's module), as the parent did.
+        modules = sorted({m for job in jobs for spec in job.methods if (m := defining_module(spec.name))})
         pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=get_context("spawn"),
-                                   initializer=_limit_threads, initargs=(CELL_THREADS,))
+                                   initializer=_start_worker, initargs=(CELL_THREADS, tuple(modules)))
         try:
             futures = [pool.submit(fn, job) for job in jobs]
             for f in as_completed(futures):
@@ -339,11 +345,15 @@ class ProcessExecutor:
             pool.shutdown(cancel_futures=True)
 
 
-def _limit_threads(n: int) -> None:
-    # Workers share the cores: torch's default (all cores per process) oversubscribes them badly.
+def _start_worker(threads: int, modules: tuple[str, ...]) -> None:
+    import importlib
+
     import torch
 
-    torch.set_num_threads(n)
+    # Workers share the cores: torch's default (all cores per process) oversubscribes them badly.
+    torch.set_num_threads(threads)
+    for name in modules:
+        importlib.import_module(name)
 
 
 def make_executor(name: str, workers: int = 1):

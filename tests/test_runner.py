@@ -223,3 +223,13 @@ def test_every_cell_runs_with_the_fixed_thread_count_and_records_it(tmp_path, ti
     assert slow_method.threads_seen and set(slow_method.threads_seen) == {CELL_THREADS}
     records = [json.loads(p.read_text()) for p in tmp_path.rglob("provenance.json")]
     assert len(records) == 6 and {r["torch_threads"] for r in records} == {CELL_THREADS}
+
+
+def test_process_pool_runs_methods_registered_outside_the_plugins_with_the_inline_numbers(tmp_path, tiny_synth_dir):
+    # test-slow-mean is registered by this test module only: spawned workers must import it themselves
+    from eeg2img.runner import make_executor
+
+    config = grid(tiny_synth_dir, methods={"test-slow-mean": {}, "floor-random": {}})
+    inline = run_grid(config, tmp_path / "inline", progress=False)
+    pooled = run_grid(config, tmp_path / "pool", executor=make_executor("process", 2), progress=False)
+    pd.testing.assert_frame_equal(inline, pooled)
