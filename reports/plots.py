@@ -55,7 +55,7 @@ def per_subject_scores(subj: pd.DataFrame, columns: list[Column], dataset: str) 
     import seaborn as sns
 
     data = subj[(subj["dataset"] == dataset) & (subj["subject"] != "all")]
-    cols = [c for c in columns if ((data["metric"] == c.metric) & (data["backbone"] == c.backbone)).any()][:MAX_PANELS]
+    cols = [c for c in columns if c.mask(data).any()][:MAX_PANELS]
     if data.empty or not cols:
         return None
     methods = sorted(data["method"].unique())
@@ -65,7 +65,7 @@ def per_subject_scores(subj: pd.DataFrame, columns: list[Column], dataset: str) 
     # seaborn divides by (number of hue levels − 1) when dodging, so one protocol must not dodge.
     dodge = len(protocols) > 1
     for ax, col in zip(axes, cols):
-        d = data[(data["metric"] == col.metric) & (data["backbone"] == col.backbone)]
+        d = data[col.mask(data)]
         sns.stripplot(d, x="method", y="value", hue="protocol", order=methods, hue_order=protocols, dodge=dodge,
                       ax=ax, size=5, alpha=0.8, legend=False)
         sns.pointplot(d, x="method", y="value", hue="protocol", order=methods, hue_order=protocols, dodge=0.53 if dodge else False,
@@ -82,20 +82,21 @@ def per_subject_scores(subj: pd.DataFrame, columns: list[Column], dataset: str) 
 
 def subject_vs_loso(units: pd.DataFrame, columns: list[Column], dataset: str) -> bytes | None:
     """Paired slope plot: each subject's per-subject score joined to its LOSO score, per method."""
-    keys = ["method", "metric", "backbone", "fold", "subject"]
     d = units[units["dataset"] == dataset]
+    # the label keeps apart columns of one metric computed under different protocols (5-way vs 10-way)
+    keys = ["method", "metric", "backbone", "fold", "subject"] + (["label"] if "label" in d.columns else [])
     within = d[d["protocol"] == "per-subject"].set_index(keys)["value"]
     across = d[d["protocol"] == "loso"].set_index(keys)["value"]
     paired = pd.concat({"per-subject": within, "loso": across}, axis=1).dropna().reset_index()
     if paired.empty:
         return None
-    cols = [c for c in columns if ((paired["metric"] == c.metric) & (paired["backbone"] == c.backbone)).any()]
+    cols = [c for c in columns if c.mask(paired).any()]
     cols = cols[:MAX_PANELS]
     methods = sorted(paired["method"].unique())
     colours = _palette(methods)
     fig, axes = _figure(len(cols), width=4.0)
     for ax, col in zip(axes, cols):
-        p = paired[(paired["metric"] == col.metric) & (paired["backbone"] == col.backbone)]
+        p = paired[col.mask(paired)]
         for method, g in p.groupby("method"):
             for within_score, loso_score in zip(g["per-subject"], g["loso"]):
                 ax.plot([0, 1], [within_score, loso_score], color=colours[method], alpha=0.35, lw=1, marker="o", ms=3)
