@@ -42,6 +42,7 @@ from reports.tables import (
     CI_TRIALS,
     CI_UNITS,
     Column,
+    ablation_table,
     columns_of,
     cross_subject_gap,
     declared_substitutes,
@@ -178,6 +179,15 @@ def _claims_section(claims: pd.DataFrame) -> str:
     return note + frame_html("claims", claims, kind_column=None)
 
 
+def _ablation_section(ablation: pd.DataFrame) -> str:
+    note = ('<p class="note">NeuroImagen\'s variants as this run measured them, beside Table 3 of the paper '
+            f"(<em>{REPORTED_KIND}</em>: EEG-CVPR40, Inception/pixel metrics on real images). The datasets, "
+            "backbones and models differ, so compare the pattern across variants — in the paper the label caption "
+            "carries ACC (saliency only 4.5 %) and the saliency map adds SSIM — never the values. Whether the "
+            "pattern holds here, paired over trials, is in the ablation rows of the claims.</p>")
+    return note + frame_html("ablation", ablation, kind_column=None)
+
+
 def _provenance_section(runs: Runs, substitutes: frozenset[str]) -> str:
     cells = runs.cells
     parts = [f'<p class="note">{len(cells)} finished cells in <code>{esc(runs.root)}</code>.</p>']
@@ -261,6 +271,7 @@ def build_report(runs_dir: str | Path, out_dir: str | Path, *, ci: str = "units"
     subj_wide = per_subject_wide(subj, columns, pairs, substitutes)
     gap = cross_subject_gap(runs, n_boot=n_boot, seed=seed)
     claims = demo_claims(runs, seed=seed)
+    ablation = ablation_table(board, columns)
     method_order = list(dict.fromkeys(wide["method"]))
 
     board_csv = wide.copy()
@@ -301,6 +312,8 @@ def build_report(runs_dir: str | Path, out_dir: str | Path, *, ci: str = "units"
         Section("gap", "Cross-subject gap (per-subject − LOSO)", _gap_section(gap, columns)),
         Section("significance", "Significance", _significance_section(sig, columns)),
         *([Section("claims", "Benchmark claims", _claims_section(claims))] if len(claims) else []),
+        *([Section("ablation", "Ablation beside NeuroImagen Table 3", _ablation_section(ablation))]
+          if len(ablation) else []),
         Section("plots", "Plots", "".join(figure_html(f) for f in figures["plots"])
                 or '<p class="note">Not enough data for plots.</p>'),
         Section("reconstructions", "Reconstructions", "".join(figure_html(f) for f in figures["grids"])
@@ -320,6 +333,8 @@ def build_report(runs_dir: str | Path, out_dir: str | Path, *, ci: str = "units"
     write_csv(out / "significance.csv", sig)
     if len(claims):
         write_csv(out / "claims.csv", claims)
+    if len(ablation):
+        write_csv(out / "ablation.csv", ablation)
     for fig in figures["plots"] + figures["grids"]:
         _write_png(out / fig.filename, fig.png)
     write_text(out / "index.html", html)

@@ -54,3 +54,12 @@ def matches_column(entry_backbone: str | None, metric: str, column_metric: str, 
     if metric != column_metric or is_substitute(column_backbone, substitutes):
         return False
     return entry_backbone is None or fnmatch(column_backbone.lower(), str(entry_backbone).lower())
+
+
+def table3_ablation() -> pd.DataFrame:
+    """NeuroImagen Table 3 (EEG-CVPR40, pooled): variant, metric, value, source — the published ablation."""
+    rows = [{"variant": e["model"][len("NeuroImagen ("):-1], "metric": e["metric"], "value": e["value"],
+             "source": e["source"]}
+            for e in _document()["entries"]
+            if "Table 3" in e["source"] and e["model"].startswith("NeuroImagen (")]
+    return pd.DataFrame(rows, columns=["variant", "metric", "value", "source"])

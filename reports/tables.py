@@ -445,3 +445,41 @@ def per_subject_wide(subj: pd.DataFrame, columns: list[Column], runs_datasets: l
     wide = wide[["dataset", "protocol", "method", "kind", "subject", *ordered]]
     wide["_s"] = [int(s) if str(s).isdigit() else 10**9 for s in wide["subject"]]
     return sort_rows(wide.sort_values(["_s", "subject"], kind="stable")).drop(columns="_s")
+
+
+# NeuroImagen Table 3's variants, each with the registered method that ablates the same thing.
+ABLATION_VARIANTS = (
+    ("label caption + saliency", "neuroimagen"),
+    ("label caption", "neuroimagen-label"),
+    ("saliency only", "neuroimagen-saliency"),
+    ("BLIP caption", "neuroimagen-blip"),
+    ("BLIP caption + saliency", "neuroimagen-blip-saliency"),
+)
+ABLATION_METRICS = ("acc", "ssim")
+
+
+def ablation_table(board: pd.DataFrame, columns: list[Column]) -> pd.DataFrame:
+    """The NeuroImagen ablation as this run measured it, beside the paper's Table 3.
+
+    One row per Table 3 variant. Ours: the leaderboard mean of each (dataset, protocol) for ACC and
+    SSIM, headed by the column's full label (backbone, substitute, protocol). The paper's: Table 3 on
+    EEG-CVPR40 (pooled), *reported, not reproduced* — a different dataset and backbone, so only the
+    pattern across variants can be compared, never the values. Empty when no variant was run.
+    """
+    from reports.published import table3_ablation
+
+    ours = board[board["method"].isin([m for _, m in ABLATION_VARIANTS]) & board["metric"].isin(ABLATION_METRICS)]
+    if ours.empty:
+        return pd.DataFrame()
+    paper = table3_ablation()
+    out = pd.DataFrame({"variant": [v for v, _ in ABLATION_VARIANTS], "method": [m for _, m in ABLATION_VARIANTS]})
+    for col in columns:
+        if col.metric not in ABLATION_METRICS:
+            continue
+        part = ours[col.mask(ours)]
+        for (dataset, protocol), g in part.groupby(["dataset", "protocol"], sort=True):
+            out[f"{dataset} {protocol}: {col.label}"] = out["method"].map(g.set_index("method")["mean"])
+    for metric in (*ABLATION_METRICS, "is"):
+        values = paper[paper["metric"] == metric].set_index("variant")["value"]
+        out[f"Table 3 (EEG-CVPR40, {REPORTED_KIND}): {spec(metric).display}"] = out["variant"].map(values)
+    return out[out["method"].isin(ours["method"])].reset_index(drop=True)

@@ -332,3 +332,23 @@ def test_benchmark_claims_are_paired_over_trials_with_holm_and_honest_about_dire
     bad = demo_claims(load_runs(write_fake_runs(tmp_path / "bad", protocols=("per-subject",), methods=flipped)))
     assert not bad["holds"].any() and not bad["holds_on_means"].any() and (bad["diff"] < 0).all()
     assert sum(line.startswith("✗ ") for line in claims_text(bad).splitlines()) == 2
+
+
+def test_ablation_table_puts_this_runs_variants_beside_table_3(tmp_path):
+    methods = {"neuroimagen": (0.30, False), "neuroimagen-saliency": (0.10, False), "floor-mean": (0.0, False)}
+    runs = load_runs(write_fake_runs(tmp_path / "runs", methods=methods))
+    columns = tables.columns_of(runs.results, tables.declared_substitutes(runs), runs.set_level)
+    board = tables.leaderboard(runs, n_boot=50)
+    table = tables.ablation_table(board, columns)
+    assert list(table["method"]) == ["neuroimagen", "neuroimagen-saliency"]  # only the variants that ran
+    assert list(table["variant"]) == ["label caption + saliency", "saliency only"]
+    ssim = next(c for c in columns if c.metric == "ssim")
+    for protocol in ("per-subject", "loso"):
+        ours = table[f"synth {protocol}: {ssim.label}"].to_numpy()
+        expected = board[ssim.mask(board) & (board["protocol"] == protocol)].set_index("method")["mean"]
+        np.testing.assert_allclose(ours, expected.loc[list(table["method"])].to_numpy())
+        assert ours[0] > ours[1]  # the fake offsets: the full model above saliency only
+    paper = [c for c in table.columns if c.startswith("Table 3")]
+    assert all("reported, not reproduced" in c for c in paper) and len(paper) == 3
+    assert table.loc[1, next(c for c in paper if c.endswith("ACC"))] == pytest.approx(0.045)  # saliency only
+    assert tables.ablation_table(board[board["method"] == "floor-mean"], columns).empty
