@@ -27,13 +27,19 @@ _FULL_KERNEL_MAX_ENTRIES = 3 * 4096 * 4096
 
 
 def _poly_kernel(x: torch.Tensor, y: torch.Tensor, degree: int, gamma: float, coef0: float) -> torch.Tensor:
-    return (x @ y.T * gamma + coef0) ** degree
+    return (x @ y.transpose(-1, -2) * gamma + coef0) ** degree
+
+
+def _mmd2_batch(k_xx: torch.Tensor, k_xy: torch.Tensor, k_yy: torch.Tensor) -> torch.Tensor:
+    """Unbiased MMD² of ``(..., m, m)`` kernel matrices, one value per leading index."""
+    m = k_xx.shape[-1]
+    off_diag = (k_xx.sum((-2, -1)) - k_xx.diagonal(dim1=-2, dim2=-1).sum(-1)
+                + k_yy.sum((-2, -1)) - k_yy.diagonal(dim1=-2, dim2=-1).sum(-1))
+    return off_diag / (m * (m - 1)) - 2 * k_xy.sum((-2, -1)) / (m * m)
 
 
 def _mmd2_unbiased(k_xx: torch.Tensor, k_xy: torch.Tensor, k_yy: torch.Tensor) -> float:
-    m = k_xx.shape[0]
-    off_diag = k_xx.sum() - k_xx.diagonal().sum() + k_yy.sum() - k_yy.diagonal().sum()
-    return float(off_diag / (m * (m - 1)) - 2 * k_xy.sum() / (m * m))
+    return float(_mmd2_batch(k_xx, k_xy, k_yy))
 
 
 def kid_subset_values(feats1: Any, feats2: Any, subsets: int = 100, subset_size: int = 1000, degree: int = 3,
@@ -86,16 +92,12 @@ def kid_of_resamples(feats1: Any, feats2: Any, indices: Any, degree: int = 3, ga
         raise UserError(f"indices: shape {tuple(idx.shape)}; pass (n_boot, n) row indices with n >= 2")
     m = idx.shape[1]
     gamma = 1.0 / x.shape[1] if gamma is None else float(gamma)
+    kernel = lambda a, b: _poly_kernel(a, b, degree, gamma, coef0)  # noqa: E731
     chunk = max(1, int(2e8 // (3 * 8 * m * max(m, x.shape[1]))))
     out = []
     for part in idx.split(chunk):
         a, b = x[part], y[part]
-        k_xx = (a @ a.transpose(1, 2) * gamma + coef0) ** degree
-        k_yy = (b @ b.transpose(1, 2) * gamma + coef0) ** degree
-        k_xy = (a @ b.transpose(1, 2) * gamma + coef0) ** degree
-        off_diag = (k_xx.sum((1, 2)) - k_xx.diagonal(dim1=1, dim2=2).sum(1)
-                    + k_yy.sum((1, 2)) - k_yy.diagonal(dim1=1, dim2=2).sum(1))
-        out.append(off_diag / (m * (m - 1)) - 2 * k_xy.sum((1, 2)) / (m * m))
+        out.append(_mmd2_batch(kernel(a, a), kernel(a, b), kernel(b, b)))
     return torch.cat(out).numpy() if out else np.zeros(0)
 
 
