@@ -102,6 +102,10 @@ class DiscriminantProjection:
         if len(np.unique(labels)) < 2:
             raise UserError("DiscriminantProjection: needs ≥ 2 classes in the training set; widen the split "
                             "or use condition='pca'")
+        n_classes = len(np.unique(labels))
+        if len(labels) <= n_classes:
+            raise UserError(f"DiscriminantProjection: {len(labels)} training trials for {n_classes} classes; LDA needs "
+                            "more trials than classes — use a dataset with more images per class, or condition='pca'")
         self.lda_ = LinearDiscriminantAnalysis(solver="eigen", shrinkage="auto").fit(x, labels)
         y = self.lda_.transform(x)
         self.mean_, self.scale_ = y.mean(0), np.maximum(y.std(0), 1e-8)

@@ -1,4 +1,10 @@
-"""Atomic writes: write next to the target, fsync, then rename, so a reader never sees half a file."""
+"""Atomic writes: write next to the target, fsync, then rename, so a reader never sees half a file.
+
+A written file gets the mode the process umask gives a new file (0644 by default), not the 0600 of a
+temporary file, so collaborators sharing a run store can read it. Temporary names carry the writer's
+pid (``.<name>.<pid>.<random>.tmp``): a cleanup removes only the temp files of processes that are gone
+(:func:`remove_stale_temps`), never those another live writer is filling.
+"""
 
 from __future__ import annotations
 
@@ -16,16 +22,75 @@ def atomic_path(target: str | Path):
     """Yield a temporary path in the target's folder; on success it replaces ``target``."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     try:
         yield Path(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _writer_pid(temp: Path) -> int | None:
+    parts = temp.name.split(".")  # "", name parts..., pid, random, "tmp"
+    try:
+        return int(parts[-3])
+    except (IndexError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    return True
+
+
+def remove_stale_temps(folder: str | Path) -> int:
+    """Delete the temp files in ``folder`` left by writers that no longer run; return how many."""
+    removed = 0
+    for temp in Path(folder).glob(".*.tmp"):
+        pid = _writer_pid(temp)
+        if pid is None or (pid != os.getpid() and not _alive(pid)):
+            temp.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def check_output(target: str | Path, kind: str = "file", fix: str = "pass another path") -> Path:
+    """Fail in one line, before any work, when ``target`` cannot be written (checked, nothing created).
+
+    ``kind`` is ``"file"`` (an existing folder is refused) or ``"folder"`` (an existing file is refused).
+    The nearest existing ancestor must be a writable folder.
+    """
+    from eeg2img.errors import UserError
+
+    target = Path(target)
+    if kind == "file" and target.is_dir():
+        raise UserError(f"{target}: is a folder; {fix}")
+    if kind == "folder" and target.exists() and not target.is_dir():
+        raise UserError(f"{target}: is a file, not a folder; {fix}")
+    existing = target if (kind == "folder" and target.is_dir()) else target.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"{existing}: is a file, so {target} cannot be created under it; {fix}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"{existing}: not writable (permission denied); {fix}")
+    return target
 
 
 def write_with(target: str | Path, writer: Callable[[Path], Any]) -> Path:
@@ -54,8 +119,56 @@ def write_parquet(target: str | Path, frame) -> Path:
     return write_with(target, lambda p: frame.to_parquet(p, index=False))
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert(value):
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def write_csv(target: str | Path, frame) -> Path:
+    """A CSV whose text cells can never start a spreadsheet formula (they get a leading ``'``)."""
+    from pandas.api.types import is_object_dtype, is_string_dtype
+
+    text_columns = [c for c in frame.columns if is_object_dtype(frame[c]) or is_string_dtype(frame[c])]
+    if text_columns:
+        frame = frame.assign(**{c: frame[c].map(_inert) for c in text_columns})
     return write_with(target, lambda p: frame.to_csv(p, index=False))
+
+
+@contextmanager
+def exclusive_lock(lock_file: str | Path, what: str, fix: str):
+    """Hold a non-blocking exclusive ``flock`` on ``lock_file``, or fail in one line naming the holder's pid.
+
+    The pid of the holder is written into the lock file, so a second process can say who holds it.
+    """
+    import fcntl
+
+    from eeg2img.errors import UserError
+
+    lock_file = Path(lock_file)
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "a+") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            raise UserError(f"{what}: in use by another process (pid {holder}); {fix}") from None
+        try:
+            f.seek(0)
+            f.truncate()
+            f.write(f"{os.getpid()}\n")
+            f.flush()
+            yield
+        finally:
+            f.seek(0)
+            f.truncate()
+            f.flush()
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 @contextmanager

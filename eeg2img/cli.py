@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=None, help="runs directory (default: runs_dir of the config, else ./runs)")
     run.add_argument("--executor", choices=("inline", "process"), default=None)
     run.add_argument("--workers", type=_positive, default=None)
+    run.add_argument("--prune", action="store_true",
+                     help="first delete the cells of the runs directory that this config does not refer to")
 
     evaluate = sub.add_parser("evaluate", help="evaluate a folder of reconstructions against the stimuli")
     try:
@@ -100,6 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return err.exit_code
+    except OSError as err:  # an operating-system problem with a path the user gave: one line, exit 2
+        from eeg2img.errors import path_error
+
+        print(f"{PROG}: error: {path_error(err)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
@@ -171,7 +178,7 @@ def _run(args) -> int:
     config = load_config(args.config)
     runs_dir = args.out or (Path(config.runs_dir) if config.runs_dir else Path("runs"))
     executor = make_executor(args.executor or config.executor, args.workers or config.workers)
-    table = run_grid(config, runs_dir, executor=executor)
+    table = run_grid(config, runs_dir, executor=executor, prune_others=args.prune)
     print(f"{len(table)} result rows → {runs_dir / 'results.csv'}")
     return 0
 

@@ -23,3 +23,27 @@ class LeakageError(UserError):
 
 class WeightsNotFoundError(UserError):
     """A weights file could not be resolved locally or downloaded."""
+
+
+_OS_CAUSES = {
+    "PermissionError": "permission denied",
+    "IsADirectoryError": "is a folder, not a file",
+    "NotADirectoryError": "a part of the path is a file, not a folder",
+    "FileExistsError": "already exists",
+    "FileNotFoundError": "not found",
+}
+
+
+def path_error(err: OSError, fix: str = "check the path and its permissions") -> UserError:
+    """An operating-system error on a path as one line: the path, the cause and the fix."""
+    import errno
+
+    cause = _OS_CAUSES.get(type(err).__name__)
+    if err.errno == errno.ENOSPC:
+        cause, fix = "no space left on the device", "free some space or write elsewhere"
+    elif err.errno == errno.EROFS:
+        cause = "read-only file system"
+    elif cause is None:
+        cause = err.strerror or type(err).__name__
+    where = err.filename if err.filename is not None else "a file"
+    return UserError(f"{where}: {cause}; {fix}")

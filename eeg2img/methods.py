@@ -115,6 +115,15 @@ def shared_stage(name: str) -> str | None:
     return getattr(_REGISTRY.get(name), "shared_stage", None)
 
 
+def method_signature(name: str) -> inspect.Signature | None:
+    """The registered factory's signature (a class's constructor), or None when it cannot be read."""
+    _load_plugins()
+    try:
+        return inspect.signature(_REGISTRY[name])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def build_method(name: str, **params: Any) -> Method:
     _load_plugins()
     if name not in _REGISTRY:

@@ -17,7 +17,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -26,6 +26,7 @@ import pandas as pd
 
 from eeg2img.config import GridConfig
 from eeg2img.datasets.base import EEGDataset
+from eeg2img.errors import UserError
 from eeg2img.methods import build_method
 from eeg2img.provenance import config_hash, provenance
 from eeg2img.runstore import POOLED_KEYS, RESULT_COLUMNS, SET_LEVEL_FILE_COLUMNS, CellKey, RunStore
@@ -47,8 +48,9 @@ class MethodSpec:
     name: str
     params: dict = field(default_factory=dict)
 
-    def config_hash(self, seed: int) -> str:
-        return config_hash({"method": self.name, "params": self.params, "seed": seed})
+    def config_hash(self, seed: int, inputs: dict | None = None) -> str:
+        """The cell's key: this method, its parameters and seed, and every other input of the cell."""
+        return config_hash({"method": self.name, "params": self.params, "seed": seed, "inputs": inputs or {}})
 
 
 @dataclass(frozen=True)
@@ -65,9 +67,23 @@ class FoldJob:
     metrics: tuple[str, ...]
     backbone: str = "synth-cnn"
     split_options: tuple = ()
+    dataset_name: str = ""
+    dataset_fingerprint: str = ""
+    split_fingerprint: str = ""
+    metric_spec: str = "{}"  # JSON of :func:`metric_spec` (a string keeps the job hashable and picklable)
+    backbone_weights: str | None = None
 
-    def cell_key(self, dataset_name: str, spec: MethodSpec) -> CellKey:
-        return CellKey(dataset_name, self.protocol, self.fold, spec.name, self.seed, spec.config_hash(self.seed))
+    def inputs(self) -> dict:
+        """Everything besides the method that decides this fold's cells (what their keys cover)."""
+        return {"dataset": self.dataset_fingerprint, "dataset_options": dict(self.dataset_options),
+                "split": self.split_fingerprint, "metrics": json.loads(self.metric_spec)}
+
+    def cell_key(self, spec: MethodSpec) -> CellKey:
+        return CellKey(self.dataset_name, self.protocol, self.fold, spec.name, self.seed,
+                       spec.config_hash(self.seed, self.inputs()))
+
+    def cell_keys(self) -> list[CellKey]:
+        return [self.cell_key(spec) for spec in self.methods]
 
 
 @dataclass
@@ -79,15 +95,37 @@ class CellOutcome:
     seconds: float
 
 
-@functools.lru_cache(maxsize=2)
+def _stamp(path: str) -> tuple:
+    """Size, mtime and inode of a dataset's files: a dataset rewritten in place is loaded again."""
+    root = Path(path)
+    files = [root] if root.is_file() else sorted([*root.glob("*"), *root.glob("sub-*/*")])
+    out = []
+    for f in files:
+        try:
+            st = f.stat()
+        except OSError:
+            continue
+        out.append((str(f), st.st_size, st.st_mtime_ns, st.st_ino))
+    return tuple(out)
+
+
 def _load(path: str, options: tuple) -> EEGDataset:
+    return _load_stamped(path, options, _stamp(path))
+
+
+@functools.lru_cache(maxsize=2)
+def _load_stamped(path: str, options: tuple, stamp: tuple) -> EEGDataset:
     from eeg2img.datasets import load_dataset
 
     return load_dataset(path, **dict(options))
 
 
-@functools.lru_cache(maxsize=8)
 def _folds(path: str, options: tuple, protocol: str, seed: int, split_options: tuple) -> dict[str, Fold]:
+    return _folds_stamped(path, options, protocol, seed, split_options, _stamp(path))
+
+
+@functools.lru_cache(maxsize=8)
+def _folds_stamped(path: str, options: tuple, protocol: str, seed: int, split_options: tuple, stamp: tuple):
     return {f.name: f for f in make_folds(_load(path, options), protocol, seed, **dict(split_options))}
 
 
@@ -98,14 +136,20 @@ def run_fold_job(job: FoldJob, on_cell: Callable[[CellOutcome], None] | None = N
     """
     dataset = _load(job.dataset_path, job.dataset_options)
     fold = _folds(job.dataset_path, job.dataset_options, job.protocol, job.seed, job.split_options)[job.fold]
+    if (dataset.fingerprint, fold.fingerprint) != (job.dataset_fingerprint, job.split_fingerprint):
+        raise UserError(f"{job.dataset_path}: the dataset or its split changed while the grid ran; rerun `eeg2img run`")
     store = RunStore(job.runs_dir)
     outcomes = []
     for spec in job.methods:
-        key = job.cell_key(dataset.name, spec)
+        key = job.cell_key(spec)
         start = time.perf_counter()
         skipped = store.is_done(key)
         if not skipped:
-            run_cell(store, key, dataset, fold, spec, job)
+            try:
+                run_cell(store, key, dataset, fold, spec, job)
+            except Exception:
+                store.discard_if_empty(key)  # a cell that failed before saving any reconstruction leaves nothing
+                raise
         outcomes.append(CellOutcome(spec.name, job.fold, job.protocol, skipped, time.perf_counter() - start))
         if on_cell is not None:
             on_cell(outcomes[-1])
@@ -141,7 +185,7 @@ def _run_cell(store: RunStore, key: CellKey, dataset: EEGDataset, fold: Fold, sp
         torch_threads=CELL_THREADS,
         torch_threads_override=os.environ.get("EEG2IMG_TORCH_THREADS") or None,
     )
-    store.start(key, method.get_params(), method.is_oracle, record)
+    store.start(key, method.get_params(), method.is_oracle, record, inputs=job.inputs())
     train = dataset.subset(fold.train)
     val = dataset.subset(fold.val) if len(fold.val) else None
     test = dataset.subset(fold.test)
@@ -198,6 +242,7 @@ def evaluate_cell(pred, ref, test: EEGDataset, dataset: EEGDataset, job: FoldJob
         captions=test.label_captions(),
         dataset=dataset,
         backbone=job.backbone,
+        backbone_options={"weights": job.backbone_weights} if job.backbone_weights else None,
         cache_dir=Path(job.runs_dir) / ".cache",
         seed=job.seed,
     )
@@ -216,12 +261,13 @@ def _tidy_rows(samples: pd.DataFrame, labels: dict[str, str], key: CellKey) -> p
     by_plain_name = {(name.split("@")[0], name.split("@", 1)[1]): label for name, label in labels.items()}
     rows["label"] = [by_plain_name.get((m, b), "") for m, b in zip(rows["metric"], rows["backbone"])]
     rows["subject"] = rows["subject"].astype(int)
-    for k, v in (("dataset", key.dataset), ("protocol", key.protocol), ("fold", key.fold), ("method", key.method), ("seed", key.seed)):
+    for k, v in (("dataset", key.dataset), ("protocol", key.protocol), ("fold", key.fold), ("method", key.method),
+                 ("seed", key.seed), ("config_hash", key.config_hash)):
         rows[k] = v
     return rows[RESULT_COLUMNS]
 
 
-def pool_set_level(store: RunStore, options: dict | None = None) -> pd.DataFrame:
+def pool_set_level(store: RunStore, options: dict | None = None, keys: list[CellKey] | None = None) -> pd.DataFrame:
     """FID, KID and IS over the pooled test trials of all folds of each (dataset, protocol, method, seed).
 
     Per-subject and LOSO folds test each trial exactly once, so the folds' trials together are the
@@ -232,7 +278,7 @@ def pool_set_level(store: RunStore, options: dict | None = None) -> pd.DataFrame
     from metrics.set_level import SetLevelOptions, set_level_rows
 
     groups: dict[tuple, list[tuple[str, Path]]] = {}
-    for d in store.finished_cells():
+    for d in store.finished_cells(keys):
         cell = json.loads((d / "cell.json").read_text())
         groups.setdefault(tuple(cell[k] for k in POOLED_KEYS), []).append((cell["fold"], d))
     rows = []
@@ -253,12 +299,58 @@ def pool_set_level(store: RunStore, options: dict | None = None) -> pd.DataFrame
 
 
 # --- building the grid and running it -----------------------------------------------------------------
-def plan(config: GridConfig, runs_dir: str | Path) -> list[FoldJob]:
+def metric_spec(config: GridConfig, where: str = "config") -> dict:
+    """What decides the metric values of a cell besides its images: metrics, their versions, the backbone.
+
+    Checked before any work: an official backbone's weights must be found (offline or not), and the
+    backbone must serve every requested metric. For the official backbones the spec holds the weights'
+    sha256, so other weights make other cells.
+    """
+    from metrics.vocabulary import spec
+
+    needs_backbone = _uses_backbone(config.metrics)
+    metrics = {m: spec(m).version for m in config.metrics}
+    if not needs_backbone:
+        return {"metrics": metrics}
+    if config.backbone in ("synth-cnn", "proxy"):
+        if "clip" in config.metrics:
+            raise UserError(f"{where}: metric clip needs a CLIP model, which backbone = {config.backbone!r} is not; "
+                            "remove \"clip\" from metrics")
+        from metrics.backbones.indomain import SynthCNNConfig
+
+        backbone = {"name": config.backbone, "config": asdict(SynthCNNConfig())}
+    else:
+        backbone = _official_backbone(config, where).fingerprint()
+    return {"metrics": metrics, "backbone": backbone}
+
+
+def _official_backbone(config: GridConfig, where: str):
+    from eeg2img.errors import WeightsNotFoundError
+    from metrics.backbones.registry import build_backbone
+    from metrics.engine import MetricsEngine
+
+    try:
+        backbone = build_backbone(config.backbone, weights=config.backbone_weights)
+    except WeightsNotFoundError as err:
+        found = str(err).split(";")[0]
+        raise UserError(f"{where}: backbone = {config.backbone!r} needs its official weights ({found}); set "
+                        f"backbone_weights = \"PATH\" in the config, put the file in $EEG2IMG_WEIGHTS, or use "
+                        f"backbone = \"synth-cnn\"") from None
+    try:
+        MetricsEngine([m for m in config.metrics if _uses_backbone([m])], backbones=[backbone], use_cache=False)
+    except UserError as err:
+        raise UserError(f"{where}: {str(err).split(';')[0]}; choose a backbone that serves it, or remove the metric") from None
+    return backbone
+
+
+def plan(config: GridConfig, runs_dir: str | Path, spec_of_metrics: dict | None = None) -> list[FoldJob]:
     """Every fold job of the grid, shared stages first (see :func:`_shared_stages_first`)."""
     methods = tuple(MethodSpec(name, dict(params)) for name, params in config.methods.items())
+    metrics_json = json.dumps(spec_of_metrics if spec_of_metrics is not None else metric_spec(config), sort_keys=True)
     jobs = []
     for spec in config.datasets:
         options = tuple(sorted((k, v) for k, v in spec.options.items() if k != "split_file"))
+        dataset = _load(spec.path, options)
         for protocol in config.protocols:
             for seed in config.seeds:
                 split_options = {"subjects": spec.subjects}
@@ -267,10 +359,12 @@ def plan(config: GridConfig, runs_dir: str | Path) -> list[FoldJob]:
                 if protocol == "official" and "split_file" in spec.options:
                     split_options["split_file"] = spec.options["split_file"]
                 split_key = tuple(sorted(split_options.items()))
-                for fold_name in _folds(spec.path, options, protocol, seed, split_key):
+                for fold_name, fold in _folds(spec.path, options, protocol, seed, split_key).items():
                     for group in _by_shared_stage(methods):
                         jobs.append(FoldJob(str(runs_dir), spec.path, options, protocol, fold_name, seed, group,
-                                            config.metrics, config.backbone, split_key))
+                                            config.metrics, config.backbone, split_key, dataset.name,
+                                            dataset.fingerprint, fold.fingerprint, metrics_json,
+                                            config.backbone_weights))
     return _shared_stages_first(jobs)
 
 
@@ -360,22 +454,62 @@ def make_executor(name: str, workers: int = 1):
     return ProcessExecutor(workers) if name == "process" else InlineExecutor()
 
 
-def run_grid(config: GridConfig, runs_dir: str | Path, executor=None, progress: bool = True) -> pd.DataFrame:
-    """Run every unfinished cell, then write and return the tidy results table."""
+def check_runs_dir(runs_dir: str | Path) -> Path:
+    """The runs directory, created if missing; one line when it cannot be (a file, read-only, under a file)."""
+    from eeg2img.errors import path_error
+
+    root = Path(runs_dir)
+    if root.exists() and not root.is_dir():
+        raise UserError(f"{root}: is a file, not a runs directory; pass another --out")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise path_error(err, "pass another --out") from None
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise UserError(f"{root}: runs directory not writable (permission denied); pass another --out")
+    return root
+
+
+def prune(store: RunStore, keep: list[CellKey]) -> list[Path]:
+    """Delete every cell folder of the store that ``keep`` (the current config's cells) does not name."""
+    import shutil
+
+    wanted = {store.cell_dir(k) for k in keep}
+    removed = [d for d in store.all_cells() if d not in wanted]
+    for d in removed:
+        shutil.rmtree(d)
+    return removed
+
+
+def run_grid(config: GridConfig, runs_dir: str | Path, executor=None, progress: bool = True,
+             prune_others: bool = False) -> pd.DataFrame:
+    """Run every unfinished cell of ``config``, then write and return the tidy results table of its cells.
+
+    Everything is checked before any work (the backbone's weights, the dataset's subjects, the runs
+    directory); one process writes a store at a time (``RUNS/.lock``). The results table and the pooled
+    set-level table hold only the cells of this config, whatever else the store holds.
+    """
     from tqdm.auto import tqdm
 
-    jobs = plan(config, runs_dir)
-    executor = executor or make_executor(config.executor, config.workers)
-    n_cells = sum(len(j.methods) for j in jobs)
-    with tqdm(total=n_cells, desc="grid", unit="cell", disable=not progress) as bar:
+    spec_of_metrics = metric_spec(config)
+    jobs = plan(config, runs_dir, spec_of_metrics)  # checks the datasets, subjects and splits, writes nothing
+    store = RunStore(check_runs_dir(runs_dir))
+    with store.lock():
+        keys = [k for job in jobs for k in job.cell_keys()]
+        if prune_others:
+            removed = prune(store, keys)
+            if progress:
+                print(f"pruned {len(removed)} cell(s) the config does not refer to")
+        store.write_current(keys)
+        executor = executor or make_executor(config.executor, config.workers)
+        with tqdm(total=len(keys), desc="grid", unit="cell", disable=not progress) as bar:
 
-        def tick(o: CellOutcome) -> None:
-            status = "skip" if o.skipped else f"{o.seconds:.1f}s"
-            bar.set_postfix_str(f"{o.protocol}/{o.fold}/{o.method} {status}")
-            bar.update(1)
+            def tick(o: CellOutcome) -> None:
+                status = "skip" if o.skipped else f"{o.seconds:.1f}s"
+                bar.set_postfix_str(f"{o.protocol}/{o.fold}/{o.method} {status}")
+                bar.update(1)
 
-        for _ in executor.map(run_fold_job, jobs, tick):
-            pass
-    store = RunStore(runs_dir)
-    store.write_set_level(pool_set_level(store))
-    return store.write_results()
+            for _ in executor.map(run_fold_job, jobs, tick):
+                pass
+        store.write_set_level(pool_set_level(store, keys=keys))
+        return store.write_results(keys)

@@ -3,7 +3,7 @@
 Layout (a contract shared with ``reports/``)::
 
     RUNS/<dataset>/<protocol>/<fold>/<method>/seed-<seed>/<config_hash[:12]>/
-        cell.json          what the cell is: keys, method parameters, oracle flag
+        cell.json          what the cell is: keys, method parameters, oracle flag, the inputs its hash covers
         provenance.json    config hash, split and dataset fingerprints, weights sha256, versions, commit, device
         recon/<trial_id>.png   reconstructions, one per test trial (kept across a kill: a rerun makes only the missing)
         trials.parquet     trial_id, subject, image_id, label of the test trials
@@ -11,9 +11,17 @@ Layout (a contract shared with ``reports/``)::
         metrics.parquet    tidy rows of RESULT_COLUMNS for this cell (per-sample metrics, mean per subject)
         set_inputs.npz     per-trial features of the set-level metrics (FID, KID, IS), rows in trials order
         DONE               written last; a cell with DONE is skipped by a rerun
-    RUNS/results.csv, RUNS/results.parquet   every finished cell's tidy rows
+    RUNS/current.json  the cells of the config last run here (what results.csv and the report are built from)
+    RUNS/results.csv, RUNS/results.parquet   the tidy rows of those cells
+    RUNS/.lock         held by the one `eeg2img run` writing the store (holds its pid)
     RUNS/set_level.csv, RUNS/set_level.parquet   FID, KID and IS over the pooled test trials of all folds of
                        a (dataset, protocol, method, seed), and per subject where N reaches the minimum
+
+``config_hash`` covers everything that decides a cell: the method, its parameters and seed, the dataset's
+fingerprint and loading options, the fold's split fingerprint (its exact train/val/test trials, so split
+options such as ``allow_test_images_in_train`` too), the metric specification and the backbone's weights.
+A changed input makes a new cell beside the old one; the old one is never served for the new config,
+and ``eeg2img run --prune`` deletes cells the current config does not refer to.
 
 A cell is finished only when DONE exists, and DONE is written after every other file, each by
 temp-file + rename, so a run killed at any point leaves either a finished cell or one that a rerun
@@ -29,16 +37,29 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from eeg2img.atomic import write_csv, write_json, write_parquet, write_png, write_text, write_with
+from eeg2img.atomic import (
+    exclusive_lock,
+    remove_stale_temps,
+    write_csv,
+    write_json,
+    write_parquet,
+    write_png,
+    write_text,
+    write_with,
+)
 from eeg2img.errors import UserError
 
 # ``label`` is the protocol the engine computed the value under ("5-way top-1"): part of what a value is.
-RESULT_COLUMNS = ["dataset", "protocol", "fold", "subject", "method", "seed", "metric", "backbone", "label", "value"]
+# ``config_hash`` names the cell a row comes from (two configurations of one method never share a row key).
+RESULT_COLUMNS = ["dataset", "protocol", "fold", "subject", "method", "seed", "metric", "backbone", "label",
+                  "config_hash", "value"]
 SAMPLE_COLUMNS = ["trial_id", "subject", "metric", "backbone", "value"]
 POOLED_KEYS = ["dataset", "protocol", "method", "seed"]
 SET_LEVEL_FILE_COLUMNS = [*POOLED_KEYS, "folds", "subject", "metric", "backbone", "label", "value", "std", "ci_low",
                           "ci_high", "n", "min_n", "status", "warning"]
 _SET_INPUTS = "set_inputs.npz"
+CURRENT_FILE = "current.json"
+LOCK_FILE = ".lock"
 
 
 @dataclass(frozen=True)
@@ -70,15 +91,33 @@ class RunStore:
     def is_done(self, key: CellKey) -> bool:
         return (self.cell_dir(key) / "DONE").is_file()
 
-    def start(self, key: CellKey, params: dict, is_oracle: bool, provenance: dict) -> Path:
+    def start(self, key: CellKey, params: dict, is_oracle: bool, provenance: dict, inputs: dict | None = None) -> Path:
         d = self.cell_dir(key)
         (d / "recon").mkdir(parents=True, exist_ok=True)
-        # A run killed mid-write leaves its temp files behind; the cell is being redone, so drop them.
-        for stale in [*d.glob(".*.tmp"), *(d / "recon").glob(".*.tmp")]:
-            stale.unlink(missing_ok=True)
-        write_json(d / "cell.json", {**asdict(key), "params": params, "is_oracle": bool(is_oracle)})
+        # A run killed mid-write leaves its temp files behind; drop those of writers that are gone.
+        remove_stale_temps(d)
+        remove_stale_temps(d / "recon")
+        write_json(d / "cell.json", {**asdict(key), "params": params, "is_oracle": bool(is_oracle),
+                                     "inputs": inputs or {}})
         write_json(d / "provenance.json", provenance)
         return d
+
+    def discard_if_empty(self, key: CellKey) -> bool:
+        """Remove an unfinished cell that holds no reconstruction yet (and its now empty parents)."""
+        import shutil
+
+        d = self.cell_dir(key)
+        if not d.is_dir() or self.is_done(key) or self.finished_reconstructions(key):
+            return False
+        shutil.rmtree(d, ignore_errors=True)
+        for parent in d.parents:
+            if parent == self.root or self.root not in parent.parents:
+                break
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+        return True
 
     def finished_reconstructions(self, key: CellKey) -> set[str]:
         recon = self.cell_dir(key) / "recon"
@@ -99,23 +138,39 @@ class RunStore:
         write_with(d / _SET_INPUTS, lambda p: _save_npz(p, arrays))
         write_parquet(d / "trials.parquet", trials)
         write_parquet(d / "samples.parquet", samples[SAMPLE_COLUMNS])
-        write_parquet(d / "metrics.parquet", rows[RESULT_COLUMNS])
+        write_parquet(d / "metrics.parquet", rows.assign(config_hash=key.config_hash)[RESULT_COLUMNS])
         write_json(d / "provenance.json", provenance)
         write_text(d / "DONE", "done\n")
 
     # --- the whole store ---------------------------------------------------------------------------
-    def finished_cells(self) -> list[Path]:
+    def all_cells(self) -> list[Path]:
+        """Every cell folder in the store, finished or not, of any configuration."""
+        return sorted(p.parent for p in self.root.glob("*/*/*/*/seed-*/*/cell.json"))
+
+    def finished_cells(self, keys: list[CellKey] | None = None) -> list[Path]:
+        """Finished cells: of ``keys`` (the current config) when given, else every finished cell in the store."""
         if not self.root.is_dir():
             raise UserError(f"{self.root}: no such runs directory; run `eeg2img run` or `eeg2img demo` first")
+        if keys is not None:
+            return sorted(self.cell_dir(k) for k in keys if self.is_done(k))
         return sorted(p.parent for p in self.root.glob("*/*/*/*/seed-*/*/DONE"))
 
-    def results(self) -> pd.DataFrame:
+    def lock(self):
+        """Held by the one process writing this store; a second one fails in one line naming the holder."""
+        return exclusive_lock(self.root / LOCK_FILE, str(self.root),
+                              "wait for that `eeg2img run` to finish, or pass another --out")
+
+    def write_current(self, keys: list[CellKey]) -> None:
+        write_json(self.root / CURRENT_FILE, {"cells": sorted(str(k.relpath()) for k in keys)})
+
+    def results(self, keys: list[CellKey] | None = None) -> pd.DataFrame:
         frames = []
-        for d in self.finished_cells():
+        for d in self.finished_cells(keys):
             try:
-                frames.append(pd.read_parquet(d / "metrics.parquet"))
+                rows = pd.read_parquet(d / "metrics.parquet")
             except Exception as err:  # noqa: BLE001 - pyarrow raises several types for a corrupt file
                 raise UserError(f"{d / 'metrics.parquet'}: unreadable ({err.__class__.__name__}); delete {d} and rerun") from None
+            frames.append(rows.assign(config_hash=_read_cell(d)["config_hash"]))
         if not frames:
             return pd.DataFrame(columns=RESULT_COLUMNS)
         table = pd.concat(frames, ignore_index=True).reindex(columns=RESULT_COLUMNS)
@@ -143,21 +198,31 @@ class RunStore:
         write_parquet(self.root / "set_level.parquet", table.astype({"subject": str}))
         return table
 
-    def samples(self) -> pd.DataFrame:
+    def samples(self, keys: list[CellKey] | None = None) -> pd.DataFrame:
         frames = []
-        for d in self.finished_cells():
-            cell = json.loads((d / "cell.json").read_text())
+        for d in self.finished_cells(keys):
+            cell = _read_cell(d)
             s = pd.read_parquet(d / "samples.parquet")
             for k in ("dataset", "protocol", "fold", "method", "seed"):
                 s.insert(0, k, cell[k])
             frames.append(s)
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
-    def write_results(self) -> pd.DataFrame:
-        table = self.results()
+    def write_results(self, keys: list[CellKey] | None = None) -> pd.DataFrame:
+        table = self.results(keys)
         write_csv(self.root / "results.csv", table)
         write_parquet(self.root / "results.parquet", table)
         return table
+
+
+def _read_cell(d: Path) -> dict:
+    try:
+        cell = json.loads((d / "cell.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UserError(f"{d / 'cell.json'}: unreadable ({err.__class__.__name__}); delete {d} and rerun") from None
+    if not isinstance(cell, dict) or "config_hash" not in cell:
+        raise UserError(f"{d / 'cell.json'}: not a cell description; delete {d} and rerun")
+    return cell
 
 
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:

@@ -22,7 +22,6 @@ it is established, else the hash prefix torch hub embeds in the file name (``-7b
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import platform
 import tempfile
@@ -30,6 +29,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from eeg2img.digest import remember, sha256_of
 from eeg2img.errors import UserError, WeightsNotFoundError
 
 DOWNLOAD_TIMEOUT_S = 60.0
@@ -245,66 +245,25 @@ def download_weights(spec: WeightsFile, folder: Path | None = None, timeout: flo
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    _remember(target, digest)
+    remember(target, digest)
     return target
 
 
 # ------------------------------------------------------------------------------------------ provenance
-_MEMO: dict[tuple[str, int, int], str] = {}
-
-
-def _cache_root() -> Path:
-    return Path(os.environ.get("EEG2IMG_CACHE") or Path.home() / ".cache" / "eeg2img").expanduser()
-
-
-def _record_path(path: Path) -> Path:
-    key = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:32]
-    return _cache_root() / "sha256" / f"{key}.json"
-
-
-def _remember(path: Path, digest: str) -> None:
-    stat = path.stat()
-    _MEMO[(str(path.resolve()), stat.st_size, stat.st_mtime_ns)] = digest
-    record = {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest}
-    target = _record_path(path)
-    try:
-        from eeg2img.atomic import write_text
-
-        write_text(target, json.dumps(record) + "\n")
-    except OSError:
-        pass  # read-only cache: the digest is still right, only recomputed next time
-
-
-def sha256_of(path: str | os.PathLike) -> str:
-    """sha256 of a file, cached (in memory and under ``$EEG2IMG_CACHE``) by size and mtime."""
-    path = Path(path)
-    try:
-        stat = path.stat()
-    except OSError:
-        raise UserError(f"{path}: cannot read file; check the path") from None
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if key in _MEMO:
-        return _MEMO[key]
-    try:
-        record = json.loads(_record_path(path).read_text())
-        if (record["path"], record["size"], record["mtime_ns"]) == key and len(str(record["sha256"])) == 64:
-            _MEMO[key] = str(record["sha256"])
-            return _MEMO[key]
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 22):
-            h.update(block)
-    _remember(path, h.hexdigest())
-    return _MEMO[key]
-
-
 def weights_record(name: str | WeightsFile, path: str | os.PathLike) -> dict:
     """The provenance entry of one weights file: name, path, sha256 and whether it is the official file."""
     spec = get_spec(name)
     digest = sha256_of(path)
-    return {"file": spec.filename, "path": str(path), "sha256": digest, "official": spec.matches(digest)}
+    official = spec.matches(digest)
+    if not official and (str(path), digest) not in _WARNED:
+        _WARNED.add((str(path), digest))
+        # On stdout, beside the numbers: every value computed with these weights is not the field's.
+        print(f"warning: {path}: sha256 {digest[:16]}… is not the official {spec.filename}; results computed "
+              "with it are marked official: false and are not comparable with published numbers")
+    return {"file": spec.filename, "path": str(path), "sha256": digest, "official": official}
+
+
+_WARNED: set[tuple[str, str]] = set()
 
 
 __all__ = [

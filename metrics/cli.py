@@ -68,7 +68,15 @@ def list_images(folder: Path, role: str) -> dict[str, Path]:
     """``{stem: path}`` of the image files directly in ``folder``; duplicate stems are an error."""
     if not folder.is_dir():
         raise UserError(f"{folder}: --{role} folder not found; pass a folder of images")
-    files = sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+    try:
+        entries = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+    except PermissionError:
+        raise UserError(f"{folder}: --{role} folder not readable (permission denied); check its permissions") from None
+    irregular = [f for f in entries if not f.is_file()]  # a FIFO, a folder, a broken or looping link
+    if irregular:
+        raise UserError(f"{irregular[0]}: not a regular image file (a pipe, a folder or a broken link); "
+                        f"remove it from the --{role} folder")
+    files = entries
     if not files:
         raise UserError(f"{folder}: no images (.png, .jpg, ...) in the --{role} folder; put the images there")
     counts = Counter(f.stem for f in files)
@@ -93,18 +101,14 @@ def match_stems(pred: dict[str, Path], ref: dict[str, Path], pred_dir: Path, ref
 
 
 def load_set(paths: list[Path], size: int | None, folder: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
 
-    from eeg2img.datasets.base import read_rgb
+    from eeg2img.datasets.base import open_image, read_rgb
 
     if size is None:
         sizes = set()
         for p in paths:
-            try:
-                with Image.open(p) as im:
-                    sizes.add(im.size)
-            except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-                raise UserError(f"{p}: unreadable image ({type(err).__name__}); replace or remove the file") from None
+            with open_image(p) as im:
+                sizes.add(im.size)
         if len(sizes) > 1:
             raise UserError(f"{folder}: images differ in size ({', '.join(f'{w}x{h}' for w, h in sorted(sizes)[:2])}); "
                             "pass --size N to resize them all")
@@ -210,6 +214,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
                         f"choose from {','.join(ALL_METRICS)}")
     if args.size is not None and args.size < 8:
         raise UserError(f"--size {args.size}: too small; pass at least 8 (pixels)")
+    if args.json is not None:  # before any work: a path that cannot be written fails now, not after the metrics
+        from eeg2img.atomic import check_output
+
+        check_output(args.json, "file", "pass another --json path")
     pred_files = list_images(args.pred, "pred")
     ref_files = list_images(args.ref, "ref")
     stems = match_stems(pred_files, ref_files, args.pred, args.ref)

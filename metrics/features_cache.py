@@ -21,8 +21,9 @@ import numpy as np
 
 
 def default_cache_dir() -> Path:
-    root = os.environ.get("EEG2IMG_CACHE") or Path.home() / ".cache" / "eeg2img"
-    return Path(root).expanduser() / "features"
+    from eeg2img.digest import cache_root
+
+    return cache_root() / "features"
 
 
 def image_set_hash(images: np.ndarray) -> str:

@@ -23,14 +23,23 @@ RGB2GRAY_WEIGHTS = (0.2125, 0.7154, 0.0721)
 
 
 def as_image_batch(images: Any, name: str, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """``(N, C, H, W)`` float tensor in [0, 1] from uint8 or [0, 1] float images, NHWC or NCHW, C in {1, 3}."""
-    t = images.detach() if isinstance(images, torch.Tensor) else torch.as_tensor(np.asarray(images))
+    """``(N, C, H, W)`` float tensor in [0, 1] from uint8 or [0, 1] float images, NHWC or NCHW, C in {1, 3}.
+
+    The layout is never guessed from the image size (a 1×1 or 3-pixel-tall RGB image has a size-3 or
+    size-1 second axis too): uint8 images and numpy arrays are channels-last whenever their last axis
+    is 1 or 3 — the benchmark's own format — and torch tensors are channels-first whenever their second
+    axis is; only an array that cannot be read the preferred way is read the other way.
+    """
+    is_tensor = isinstance(images, torch.Tensor)
+    t = images.detach() if is_tensor else torch.as_tensor(np.asarray(images))
     if t.ndim != 4:
         raise UserError(f"{name}: expected a batch of images (N, H, W, 3), got shape {tuple(t.shape)}; "
                         "stack the images on a first axis")
-    if t.shape[-1] in (1, 3) and t.shape[1] not in (1, 3):
+    last, second = t.shape[-1] in (1, 3), t.shape[1] in (1, 3)
+    channels_last = last and (t.dtype == torch.uint8 or not is_tensor or not second)
+    if channels_last:
         t = t.permute(0, 3, 1, 2)
-    elif t.shape[1] not in (1, 3):
+    elif not second:
         raise UserError(f"{name}: shape {tuple(t.shape)} has no colour axis of size 1 or 3; "
                         "pass (N, H, W, 3) uint8 or (N, 3, H, W) float images")
     if t.dtype == torch.uint8:

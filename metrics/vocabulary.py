@@ -40,6 +40,9 @@ class MetricSpec:
     level: str = SAMPLE
     min_n: int = 1  # below this no value is shown ("N < min")
     warn_n: int = 0  # below this the value is shown, flagged as biased
+    # Raised whenever what the metric computes changes: part of every run-store cell key, so results
+    # computed by an older definition are never served for the new one.
+    version: int = 1
 
     @property
     def arrow(self) -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
 import shutil
 from collections import OrderedDict
 from dataclasses import asdict
@@ -34,10 +33,9 @@ _MEMO_SIZE = 32
 
 
 def default_cache_root(cache_dir: str | Path | None = None) -> Path:
-    if cache_dir is not None:
-        return Path(cache_dir)
-    env = os.environ.get("EEG2IMG_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "eeg2img"
+    from eeg2img.digest import cache_root
+
+    return cache_root(cache_dir)
 
 
 def _memo_get(key: str):

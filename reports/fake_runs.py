@@ -107,7 +107,7 @@ def write_fake_runs(
                     rows = samples.groupby(["subject", "metric", "backbone"], as_index=False)["value"].mean()
                     rows["label"] = rows["metric"].map(LABELS)
                     for k, v in (("dataset", dataset), ("protocol", protocol), ("fold", fold), ("method", method),
-                                 ("seed", run_seed)):
+                                 ("seed", run_seed), ("config_hash", config_hash)):
                         rows[k] = v
                     rows = rows[RESULT_COLUMNS].reset_index(drop=True)
                     meta = {"dataset": dataset, "protocol": protocol, "fold": fold, "method": method,

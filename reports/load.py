@@ -5,7 +5,9 @@ Layout read here::
     RUNS/<dataset>/<protocol>/<fold>/<method>/seed-<seed>/<config_hash12>/
         cell.json  provenance.json  recon/<trial_id>.png  trials.parquet  samples.parquet  metrics.parquet  DONE
 
-Only finished cells (``DONE`` present) count. ``metrics.parquet`` is the source of a cell's rows; a
+Only finished cells (``DONE`` present) count, and where ``RUNS/current.json`` exists (written by every
+``eeg2img run``), only the cells of the config last run there: a store may hold cells of older
+configurations (another dataset version, other parameters), which are never mixed into the report. ``metrics.parquet`` is the source of a cell's rows; a
 finished cell without one falls back to its rows in ``RUNS/results.parquet`` (or ``results.csv``).
 ``provenance.json``, ``trials.parquet``, ``samples.parquet`` and ``recon/`` are optional: what is
 missing only leaves out the part of the report that needs it.
@@ -23,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from eeg2img.errors import UserError
-from eeg2img.runstore import RESULT_COLUMNS, SET_LEVEL_FILE_COLUMNS
+from eeg2img.runstore import CURRENT_FILE, RESULT_COLUMNS, SET_LEVEL_FILE_COLUMNS
 from metrics.vocabulary import SET_METRICS
 
 CELL_KEYS = ["dataset", "protocol", "fold", "method", "seed"]
@@ -236,6 +238,9 @@ def _normalise(rows: pd.DataFrame, cell: Cell | None, where: Path) -> pd.DataFra
     except (TypeError, ValueError):
         raise UserError(f"{where}: non-integer seed in the results; regenerate them with `eeg2img run`") from None
     rows["value"] = pd.to_numeric(rows["value"], errors="coerce")
+    if "config_hash" not in rows.columns:  # written before rows carried their cell's hash
+        rows["config_hash"] = cell.config_hash if cell is not None else ""
+    rows["config_hash"] = rows["config_hash"].fillna("").astype(str)
     return rows[RESULT_COLUMNS]
 
 
@@ -262,7 +267,12 @@ def load_runs(runs_dir: str | Path) -> Runs:
     notes: list[str] = []
     cells: list[Cell] = []
     unfinished = 0
+    current = _current_cells(root)
+    other_configs = 0
     for cell_json in sorted(root.glob("*/*/*/*/seed-*/*/cell.json")):
+        if current is not None and str(cell_json.parent.relative_to(root)) not in current:
+            other_configs += 1
+            continue
         if not (cell_json.parent / "DONE").is_file():
             unfinished += 1
             continue
@@ -272,6 +282,9 @@ def load_runs(runs_dir: str | Path) -> Runs:
         raise UserError(f"{root}: no finished cells{extra}; run `eeg2img run` until cells are DONE")
     if unfinished:
         notes.append(f"{unfinished} unfinished cell(s) left out")
+    if other_configs:
+        notes.append(f"{other_configs} cell(s) of other configurations left out (not in {CURRENT_FILE}; "
+                     "`eeg2img run --prune` deletes them)")
 
     # Two finished configurations of one cell key (a re-run with other parameters): keep the newest.
     by_key: dict[tuple, list[Cell]] = {}
@@ -302,13 +315,14 @@ def load_runs(runs_dir: str | Path) -> Runs:
             for k in CELL_KEYS:
                 rows = rows[rows[k] == getattr(c, k)]
         # Rows must belong to their cell: a copied metrics file would silently mislabel results.
-        rows = rows.assign(**{k: getattr(c, k) for k in CELL_KEYS})
+        rows = rows.assign(**{k: getattr(c, k) for k in [*CELL_KEYS, "config_hash"]})
         frames.append(rows)
     results = pd.concat(frames, ignore_index=True)
-    n_nan = int(results["value"].isna().sum())
-    if n_nan:
-        notes.append(f"{n_nan} result row(s) with a missing or NaN value left out")
-        results = results[results["value"].notna()]
+    finite = np.isfinite(results["value"].to_numpy(dtype=float))
+    if not finite.all():
+        notes.append(f"{int((~finite).sum())} result row(s) with a missing, NaN or infinite value left out "
+                     "(never ranked)")
+        results = results[finite]
     if results.empty:
         raise UserError(f"{root}: finished cells hold no metric values; check the metrics configuration and rerun")
     # Per-fold FID/KID/IS rows (older run stores) describe a fraction of the test set each: set-level metrics
@@ -332,6 +346,16 @@ def load_runs(runs_dir: str | Path) -> Runs:
     results["kind"] = results["method"].map(runs.kinds)
     runs.set_level = _set_level(root, cells, runs.kinds)
     return runs
+
+
+def _current_cells(root: Path) -> set[str] | None:
+    path = root / CURRENT_FILE
+    if not path.is_file():
+        return None
+    cells = _read_json(path, "list of the current config's cells").get("cells")
+    if not isinstance(cells, list) or not all(isinstance(c, str) for c in cells):
+        raise UserError(f"{path}: 'cells' must be a list of cell paths; rerun `eeg2img run` to rewrite it")
+    return set(cells)
 
 
 def _set_level(root: Path, cells: list[Cell], kinds: dict[str, str]) -> pd.DataFrame:
@@ -359,6 +383,6 @@ def _set_level(root: Path, cells: list[Cell], kinds: dict[str, str]) -> pd.DataF
     table["seed"] = table["seed"].astype(int)
     present = {(c.dataset, c.protocol, c.method, c.seed) for c in cells}
     keep = [k in present for k in zip(table["dataset"], table["protocol"], table["method"], table["seed"])]
-    table = table[keep].reset_index(drop=True)
+    table = table[np.asarray(keep, dtype=bool)].reset_index(drop=True)  # a list of no booleans would select columns
     table["kind"] = table["method"].map(kinds)
     return table

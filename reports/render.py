@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -66,7 +67,12 @@ def method_cell(method: str, kind: str) -> str:
 
 # --- Markdown -----------------------------------------------------------------------------------------
 def _md_escape(text: str) -> str:
-    return str(text).replace("|", "\\|")
+    """Text for a Markdown cell: HTML is shown, never rendered (a method name can hold anything).
+
+    Only what could open a tag or an entity is escaped, so "N < min" stays readable as plain text.
+    """
+    text = re.sub(r"&(?=#?\w+;)", "&amp;", str(text))
+    return re.sub(r"<(?=[A-Za-z/!?])", "&lt;", text).replace("|", "\\|")
 
 
 def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
@@ -77,10 +83,10 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
 
 def leaderboard_markdown(wide: pd.DataFrame, columns: Sequence[Column], notes: Sequence[str], title: str) -> str:
     out = [f"# {title}", ""]
-    out += [f"- {n}" for n in notes]
+    out += [f"- {_md_escape(n)}" for n in notes]
     for dataset, d in wide.groupby("dataset", sort=False):
         cols = columns_present(d, columns)
-        out += ["", f"## {dataset}", ""]
+        out += ["", f"## {_md_escape(dataset)}", ""]
         header = ["protocol", "method", "kind", *[c.label for c in cols]]
         rows = [[r["protocol"], r["method"], r["kind"], *[cell_text(r, c, markdown=True) for c in cols]]
                 for _, r in d.iterrows()]

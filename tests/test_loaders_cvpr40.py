@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from eeg2img.datasets import file_digest, load_cvpr40, load_dataset, load_official_split
+from eeg2img.datasets import load_cvpr40, load_dataset, load_official_split
 from eeg2img.datasets.cvpr40 import CVPR40_CLASS_NAMES
 from eeg2img.errors import LeakageError, UserError
 
@@ -149,33 +149,41 @@ def test_length_filter_property(lengths, min_len, span):
     assert [int(v) // 100_000 for v in ds.eeg[:, 0, 0]] == expected
 
 
-# --- fingerprint sidecar ----------------------------------------------------------------------------
+# --- fingerprint: cached under $EEG2IMG_CACHE, never beside the data ------------------------------
 
 
-def test_fingerprint_is_cached_by_size_and_mtime(cvpr):
+def test_fingerprint_is_cached_outside_the_data_folder_by_size_and_mtime(cvpr, tmp_path_factory, monkeypatch):
+    from eeg2img import digest
+
+    cache = tmp_path_factory.mktemp("digest-cache")
+    monkeypatch.setenv("EEG2IMG_CACHE", str(cache))
     path, _ = cvpr
+    before = sorted(p.name for p in path.parent.iterdir())
     real = hashlib.sha256(path.read_bytes()).hexdigest()
-    sidecar = path.with_name(path.name + ".sha256.json")
     assert load_cvpr40(path).fingerprint == real
-    record = json.loads(sidecar.read_text())
+    assert sorted(p.name for p in path.parent.iterdir()) == before  # nothing written beside the dataset
+    [record_path] = (cache / "sha256").iterdir()
+    record = json.loads(record_path.read_text())
     assert record["sha256"] == real and record["size"] == path.stat().st_size
-    # a sidecar that matches size and mtime is trusted (this is what saves hashing 3 GB again)
-    sidecar.write_text(json.dumps({**record, "sha256": "f" * 64}))
+    # a record that matches path, size, mtime and inode is trusted (this is what saves hashing 3 GB again)
+    record_path.write_text(json.dumps({**record, "sha256": "f" * 64}))
+    digest._MEMO.clear()
     assert load_cvpr40(path).fingerprint == "f" * 64
     # a changed mtime invalidates it
     st_ = path.stat()
     os.utime(path, ns=(st_.st_atime_ns, st_.st_mtime_ns + 1_000_000))
     assert load_cvpr40(path).fingerprint == real
-    assert json.loads(sidecar.read_text())["sha256"] == real
 
 
-def test_fingerprint_without_writable_sidecar(cvpr, monkeypatch):
+def test_fingerprint_without_a_writable_cache(cvpr, monkeypatch):
+    from eeg2img import atomic
+
     path, _ = cvpr
 
     def refuse(*_args, **_kwargs):
         raise PermissionError("read-only")
 
-    monkeypatch.setattr(file_digest, "write_text", refuse)
+    monkeypatch.setattr(atomic, "write_text", refuse)
     assert load_cvpr40(path).fingerprint == hashlib.sha256(path.read_bytes()).hexdigest()
     assert not path.with_name(path.name + ".sha256.json").exists()
 

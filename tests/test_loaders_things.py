@@ -271,6 +271,10 @@ def _bad_file(path: Path, case: str) -> None:
     elif case == "nan":
         data[4, 1, 2, 3] = np.inf
         save_things_file(path, data)
+    elif case == "no_times":
+        save_things_file(path, data[..., :0], times=TIMES[:0])
+    elif case == "no_repetitions":
+        save_things_file(path, data[:, :0])
 
 
 @pytest.mark.parametrize(
@@ -293,6 +297,8 @@ def _bad_file(path: Path, case: str) -> None:
         ("times_length", "times must list the 5 sample times"),
         ("times_order", "times must increase strictly"),
         ("nan", "trial s01-train-00004 has NaN or Inf"),
+        ("no_times", r"has 0 times \(shape \(6, 2, 3, 0\)\)"),
+        ("no_repetitions", r"has 0 repetitions"),
     ],
 )
 def test_bad_files(tmp_path, case, message):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from eeg2img import digest
 from eeg2img import weights as W
 from eeg2img.errors import UserError, WeightsNotFoundError
 
@@ -24,7 +25,7 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("EEG2IMG_OFFLINE", "1")
     monkeypatch.delenv("EEG2IMG_WEIGHTS", raising=False)
     monkeypatch.setattr(W, "cleanfid_dir", lambda: tmp_path / "cleanfid")
-    W._MEMO.clear()
+    digest._MEMO.clear()
     return tmp_path
 
 
@@ -133,7 +134,7 @@ def test_sha256_of_is_cached_by_size_and_mtime(isolated):
     f.write_bytes(b"bbbb")  # same size; restore the mtime: the cached digest is (deliberately) reused
     os.utime(f, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert W.sha256_of(f) == first
-    W._MEMO.clear()  # the on-disk record is keyed the same way
+    digest._MEMO.clear()  # the on-disk record is keyed the same way
     assert W.sha256_of(f) == first
     os.utime(f, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     assert W.sha256_of(f) == hashlib.sha256(b"bbbb").hexdigest()

@@ -11,7 +11,6 @@ is asked to reconstruct (oracles, which are allowed to, receive the unblinded vi
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -202,12 +201,40 @@ def _resolve_image(root: Path | None, image_id: str, where: str) -> Path:
     raise UserError(f"{root}: stimulus image {image_id} not found (expected {root / image_id}.png or .JPEG)")
 
 
+# Larger images are refused before they are decoded: a small file can declare billions of pixels.
+MAX_IMAGE_PIXELS = 8192 * 8192
+
+
+def _too_large(path: Path, declared: str) -> UserError:
+    return UserError(f"{path}: declares {declared} pixels, over the limit of {MAX_IMAGE_PIXELS} (a decompression "
+                     "bomb or a mistaken file); replace it with an image of a normal size")
+
+
+def open_image(path: Path):
+    """``PIL.Image.open`` that refuses oversized images before decoding and names the cause in one line."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        im = Image.open(path)
+    except Image.DecompressionBombError:
+        raise _too_large(path, f"over {2 * Image.MAX_IMAGE_PIXELS}") from None
+    except PermissionError:
+        raise UserError(f"{path}: not readable (permission denied); check the file's permissions") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise UserError(f"{path}: unreadable image ({err.__class__.__name__}); replace or remove the file") from None
+    w, h = im.size
+    if w * h > MAX_IMAGE_PIXELS:
+        im.close()
+        raise _too_large(path, f"{w}×{h}")
+    return im
+
+
 def read_rgb(path: Path, size: int | None = None) -> np.ndarray:
     """Read an image file as uint8 RGB (grayscale, palette, RGBA and 16-bit converted)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:
             im.load()
             if im.mode in ("I;16", "I;16B", "I;16L", "I"):
                 arr = np.asarray(im, dtype=np.float64)
@@ -221,13 +248,7 @@ def read_rgb(path: Path, size: int | None = None) -> np.ndarray:
             if size is not None and im.size != (size, size):
                 im = im.resize((size, size), Image.BICUBIC)
             return np.asarray(im, dtype=np.uint8).copy()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+    except (Image.DecompressionBombError, UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise UserError(f"{path}: unreadable image ({err.__class__.__name__}); replace or remove the file") from None
 
 
-def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()

@@ -22,7 +22,7 @@ import torch
 from tqdm import tqdm
 
 from eeg2img.datasets.base import EEGDataset
-from eeg2img.datasets.file_digest import cached_sha256
+from eeg2img.digest import sha256_of
 from eeg2img.errors import LeakageError, UserError
 
 SFREQ = 1000.0
@@ -119,7 +119,7 @@ def load_cvpr40(
     caption_map = _read_captions(captions, root / "captions.json")
     latent_arrays, latent_ids = _read_latents(latents, root / "latents.npz")
 
-    fingerprint = cached_sha256(path)
+    fingerprint = sha256_of(path)
     return EEGDataset(
         eeg=eeg,
         labels_=labels[keep],

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from eeg2img.atomic import current_umask
 from eeg2img.datasets import synth_forward as fwd
 from eeg2img.datasets import synth_stimuli as stim
 from eeg2img.errors import UserError
@@ -93,7 +94,7 @@ def generate_synthetic(
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
     try:
-        os.chmod(staging, 0o777 & ~_current_umask())  # mkdtemp's 0700 would become the set's own mode
+        os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp's 0700 would become the set's own mode
         _write_set(staging, params, progress)
         _move_into_place(staging, out_dir)
     finally:
@@ -114,12 +115,6 @@ def ensure_synthetic(out_dir: str | os.PathLike, progress: bool = True, **params
         if meta.get("synthetic_version") == SYNTHETIC_VERSION and meta.get("params") == wanted:
             return out_dir / EEG_FILE
     return generate_synthetic(out_dir, progress=progress, **wanted)
-
-
-def _current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 _DEFAULTS = dict(

@@ -25,8 +25,8 @@ import numpy as np
 from tqdm import tqdm
 
 from eeg2img.datasets.base import IMAGE_EXTENSIONS, EEGDataset
-from eeg2img.datasets.file_digest import cached_sha256
 from eeg2img.datasets.safe_pickle import load_pickled_npy
+from eeg2img.digest import sha256_of
 from eeg2img.errors import UserError
 
 PARTITION_FILES = {"train": "preprocessed_eeg_training.npy", "test": "preprocessed_eeg_test.npy"}
@@ -71,6 +71,10 @@ def read_preprocessed(path: str | os.PathLike) -> PreprocessedEEG:
         raise UserError(f"{path}: preprocessed_eeg_data must be images × repetitions × channels × times, got {shape}")
     if not (np.issubdtype(data.dtype, np.floating) or np.issubdtype(data.dtype, np.integer)):
         raise UserError(f"{path}: preprocessed_eeg_data has dtype {data.dtype}, expected real numbers")
+    empty = [name for name, n in zip(("images", "repetitions", "channels", "times"), data.shape) if n == 0]
+    if empty:
+        raise UserError(f"{path}: preprocessed_eeg_data has 0 {empty[0]} (shape {data.shape}); every axis needs at "
+                        "least one entry — regenerate the file")
     if isinstance(ch_names, np.ndarray):
         ch_names = ch_names.tolist()
     if not isinstance(ch_names, list | tuple) or not all(isinstance(c, str) for c in ch_names):
@@ -175,7 +179,7 @@ def load_things_eeg2(
         ids[rows] = np.asarray(image_ids[part], dtype=object)[image[rows]]
     rep = np.concatenate(pieces["rep"])
     # hashed only once every file has passed its checks: bad input leaves no digest sidecar behind
-    digests = [(f"{p.parent.name}/{p.name}", cached_sha256(p)) for p in read]
+    digests = [(f"{p.parent.name}/{p.name}", sha256_of(p)) for p in read]
     fingerprint = hashlib.sha256(
         json.dumps({"files": digests, "average_repetitions": bool(average_repetitions)}).encode()
     ).hexdigest()

@@ -177,9 +177,9 @@ def image_set_hash(images: np.ndarray, labels: Sequence[int] | None = None,
 
 
 def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
-    if cache_dir is not None:
-        return Path(cache_dir)
-    return Path(os.environ.get("EEG2IMG_CACHE") or Path.home() / ".cache" / "eeg2img").expanduser()
+    from eeg2img.digest import cache_root as root
+
+    return root(cache_dir)
 
 
 class InDomainCNN(Backbone):
