@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -137,8 +136,6 @@ def torch_seeded(seed: int) -> Iterator[None]:
 
 def cache_root(method: Any) -> Path:
     """The runner's per-fold cache dir, else ``$EEG2IMG_CACHE``, else ``~/.cache/eeg2img``."""
-    explicit = getattr(method, "cache_dir", None)
-    if explicit:
-        return Path(explicit)
-    env = os.environ.get("EEG2IMG_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "eeg2img"
+    from eeg2img.digest import cache_root as root
+
+    return root(getattr(method, "cache_dir", None) or None)

@@ -92,12 +92,6 @@ def tensor_to_images(x: torch.Tensor, size: int) -> np.ndarray:
 
 
 def resolve_device(method: str, device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise UserError(f"{method}: device={device!r} is invalid; pass 'cpu', 'cuda', 'cuda:N' or 'auto'") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"{method}: device={device!r} but no CUDA device is available; pass device='cpu'")
-    return dev
+    from eeg2img.devices import resolve_device as resolve
+
+    return resolve(device, method)

@@ -81,14 +81,11 @@ def check_diffusion_params(method: str, params: dict[str, Any]) -> None:
 
 
 def check_device(method: str, device: Any) -> str:
+    from eeg2img.devices import resolve_device
+
     if not isinstance(device, str):
         raise UserError(f"{method}: device={device!r} is invalid; pass 'auto', 'cpu' or 'cuda[:N]'")
-    try:
-        dev = torch.device("cpu" if device == "auto" else device)
-    except RuntimeError:
-        raise UserError(f"{method}: device={device!r} is invalid; pass 'auto', 'cpu' or 'cuda[:N]'") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"{method}: device={device!r} but no CUDA device is available; pass device='auto' or 'cpu'")
+    resolve_device(device, method)
     return device
 
 

@@ -7,6 +7,7 @@ Example::
     metrics = ["ssim", "pixcorr", "fid", "is", "nway", "acc"]
     executor = "inline"          # or "process" (a pool across folds)
     workers = 2
+    runs_dir = "runs"            # relative to the config file; `eeg2img run --out` overrides it
     backbone = "synth-cnn"       # or "inception-tf", "alexnet", "classifier" (official weights), "proxy"
     # backbone_weights = "weights/inception-2015-12-05.pt"   # optional: the official backbone's file
 

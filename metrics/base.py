@@ -109,18 +109,6 @@ def check_same_dim(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str) -
                         "extract both with the same backbone and layer")
 
 
-def as_values(x: Any, name: str) -> np.ndarray:
-    """A finite 1-D float64 vector of per-sample values."""
-    v = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, dtype=np.float64)
-    if v.ndim != 1 or v.size == 0:
-        raise UserError(f"{name}: expected a non-empty 1-D vector of per-sample values, got shape {v.shape}; "
-                        "pass one value per trial")
-    if not np.isfinite(v).all():
-        raise UserError(f"{name}: {int((~np.isfinite(v)).sum())} of {v.size} values are NaN or inf; "
-                        "drop or fix the failed samples before aggregating")
-    return v
-
-
 # ----------------------------------------------------------------------------------------------- metric object
 
 

@@ -20,10 +20,23 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from eeg2img.errors import UserError
-from metrics.base import as_values
+
+
+def as_values(x: Any, name: str) -> np.ndarray:
+    """A finite 1-D float64 vector of per-sample values."""
+    v = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, dtype=np.float64)
+    if v.ndim != 1 or v.size == 0:
+        raise UserError(f"{name}: expected a non-empty 1-D vector of per-sample values, got shape {v.shape}; "
+                        "pass one value per trial")
+    if not np.isfinite(v).all():
+        raise UserError(f"{name}: {int((~np.isfinite(v)).sum())} of {v.size} values are NaN or inf; "
+                        "drop or fix the failed samples before aggregating")
+    return v
+
 
 # Resampled index entries held in memory at once.
 _INDICES_PER_CHUNK = 1 << 22

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from eeg2img.errors import UserError
-from metrics.base import Metric, as_features, as_values, check_same_dim, check_same_length
+from metrics.base import Metric, as_features, check_same_dim, check_same_length
+from metrics.bootstrap import as_values
 
 VARIANTS = ("hessel", "torchmetrics")
 

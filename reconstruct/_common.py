@@ -26,10 +26,10 @@ C = TypeVar("C")
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``"auto"``/``None`` picks CUDA when present; anything else is taken literally."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    """:func:`eeg2img.devices.resolve_device` (``"auto"``/``None`` picks CUDA when present)."""
+    from eeg2img.devices import resolve_device as resolve
+
+    return resolve(device, "NeuroImagen")
 
 
 @contextmanager

@@ -14,10 +14,7 @@ import sys
 from pathlib import Path
 
 from eeg2img.errors import UserError
-
-# Kept here (not imported from reports.latency) so building the CLI parser imports nothing heavy.
-DEFAULT_THRESHOLD = 0.25
-STATS = ("median", "mean", "min", "max")
+from reports.regression_rule import DEFAULT_THRESHOLD, STATS
 
 
 def add_report_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

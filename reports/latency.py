@@ -20,7 +20,7 @@ import pandas as pd
 
 from eeg2img.atomic import write_csv, write_text, write_with
 from eeg2img.errors import UserError
-from reports.cli import DEFAULT_THRESHOLD, STATS
+from reports.regression_rule import DEFAULT_THRESHOLD, STATS
 
 SERIES = ["machine", "cpu", "gpu", "benchmark"]
 

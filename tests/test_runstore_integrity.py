@@ -334,3 +334,39 @@ def test_an_unreadable_dataset_or_runs_folder_is_one_line(tmp_path):
     lines = run.stderr.strip().splitlines()
     assert run.returncode == 2 and len(lines) == 1 and "permission denied" in lines[0], run.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_unreadable_inputs_and_unwritable_outputs_of_the_other_commands_are_one_line(tmp_path):
+    from test_loaders_things import write_things
+
+    things = write_things(tmp_path / "things", images=False)
+    (things / "sub-01").chmod(0o000)
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    Image = pytest.importorskip("PIL.Image")
+    for folder in (pred, tmp_path / "ref"):
+        folder.mkdir(exist_ok=True)
+        for i in range(2):
+            Image.fromarray(np.full((16, 16, 3), 40 * i, np.uint8)).save(folder / f"s{i}.png")
+    (pred / "s1.png").chmod(0o000)
+    read_only = tmp_path / "read-only"
+    read_only.mkdir()
+    read_only.chmod(0o555)
+    cases = [
+        (["data", "info", str(things)], "permission denied"),
+        (["evaluate", "--pred", str(pred), "--ref", str(tmp_path / "ref"), "--metrics", "ssim"], "s1.png: not readable"),
+        (["evaluate", "--pred", str(tmp_path / "ref"), "--ref", str(tmp_path / "ref"), "--metrics", "ssim",
+          "--json", str(read_only / "scores.json")], "not writable"),
+        (["data", "synth", "--out", str(read_only / "data"), "--subjects", "1", "--classes", "2",
+          "--images-per-class", "3", "--no-progress"], "permission denied"),
+    ]
+    try:
+        for argv, message in cases:
+            done = _cli(tmp_path, *argv)
+            lines = [line for line in done.stderr.splitlines() if line.strip()]
+            assert done.returncode == 2 and len(lines) == 1 and message in lines[0], (argv, done.stderr)
+    finally:
+        (things / "sub-01").chmod(0o755)
+        (pred / "s1.png").chmod(0o644)
+        read_only.chmod(0o755)
+    assert not any(read_only.iterdir())

@@ -202,6 +202,8 @@ def _torch_load(path: Path):
         raise UserError(f"{path}: is a folder, expected a .pth file")
     try:
         return torch.load(path, weights_only=True, map_location="cpu")
+    except PermissionError:
+        raise UserError(f"{path}: not readable (permission denied); check the file's permissions") from None
     except pickle.UnpicklingError as err:
         refused = re.search(r"\bGLOBAL ([\w.]+)", str(err))  # torch names the refused global this way
         if refused:

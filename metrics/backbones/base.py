@@ -25,9 +25,9 @@ from eeg2img.errors import UserError
 
 
 def default_device(device: str | torch.device | None = None) -> torch.device:
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    from eeg2img.devices import resolve_device
+
+    return resolve_device(device, "backbone")
 
 
 def check_images(images: np.ndarray, name: str = "images") -> np.ndarray:
