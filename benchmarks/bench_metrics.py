@@ -55,9 +55,9 @@ def _images(n: int, size: int, seed: int) -> np.ndarray:
 def setup(tmp_path_factory) -> SimpleNamespace:
     import open_clip
     import torch
+    from backbone_fixtures import write_inception_weights, write_open_clip  # tests/, on the path via conftest
 
     from metrics.backbones.clip import OpenClip
-    from metrics.backbones.fixtures import write_inception_weights, write_open_clip
     from metrics.backbones.inception import InceptionTF
 
     folder = tmp_path_factory.mktemp("bench-metrics")

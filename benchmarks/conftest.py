@@ -27,6 +27,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+# The benchmarks build their inputs with the test suite's helpers (random weights in the real formats),
+# which live under tests/ and are not part of the installed package.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
 GPU_ENV = "EEG2IMG_BENCH_GPU"
 ROUNDS_ENV = "EEG2IMG_BENCH_ROUNDS"
 

@@ -34,7 +34,7 @@ def perturbed(images: np.ndarray, seed: int = 1, noise: int = 40) -> np.ndarray:
 
 
 def _build(folder: Path) -> None:
-    from metrics.backbones.fixtures import (
+    from backbone_fixtures import (
         write_alexnet_features,
         write_classifier,
         write_inception_weights,

@@ -125,7 +125,8 @@ def test_markdown_shows_html_in_names_instead_of_rendering_it():
 
 
 def test_an_infinite_metric_value_is_dropped_from_the_ranking_and_noted(tmp_path):
-    from reports.fake_runs import write_fake_runs
+    from fake_runs import write_fake_runs
+
     from reports.load import load_runs
 
     root = write_fake_runs(tmp_path / "runs")

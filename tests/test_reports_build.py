@@ -9,10 +9,10 @@ import subprocess
 import numpy as np
 import pandas as pd
 import pytest
+from fake_runs import write_fake_runs
 from PIL import Image
 
 from reports.cli import main
-from reports.fake_runs import write_fake_runs
 
 METHODS = ["neuroimagen", "latent-ridge", "floor-mean", "oracle-stimulus"]
 SSIM = "SSIM ↑ [pixels, 425px, grey]"

@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from fake_runs import write_fake_runs
 
 from eeg2img.errors import UserError
 from reports import tables
-from reports.fake_runs import write_fake_runs
 from reports.load import load_runs
 from reports.metric_info import column_label, is_substitute
 from reports.published import dataset_family, published_entries
