@@ -276,22 +276,40 @@ def test_path_problems_of_run_are_one_line(tmp_path, tiny_synth_dir, capsys):
 
 
 # --- 7. loaders never write into the data folder; permissions as an unprivileged process sees them ----------
-def _unprivileged(argv: list[str]) -> list[str]:
-    """``argv`` run so that file permissions apply: as root, without the capabilities that override them."""
-    import shutil
+_CAP_DAC_OVERRIDE, _CAP_DAC_READ_SEARCH, _PR_CAPBSET_DROP = 1, 2, 24
 
-    if os.geteuid() != 0:
-        return argv
-    if shutil.which("setpriv") is None:
-        pytest.skip("running as root without setpriv: root's permissions would hide what this test checks")
-    drop = "-dac_override,-dac_read_search"
-    return ["setpriv", f"--bounding-set={drop}", f"--inh-caps={drop}", *argv]
+
+def _drop_permission_overrides() -> None:
+    """In the child, before exec: drop the capabilities that let root ignore file modes.
+
+    Root's capabilities after exec are its bounding set, so without these two it reads and writes only
+    what the file modes allow — an unprivileged process's view, with no second user needed (the tox
+    environment is not readable by another user).
+    """
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in (_CAP_DAC_OVERRIDE, _CAP_DAC_READ_SEARCH):
+        if libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
 
 
 def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "EEG2IMG_CACHE": str(tmp_path / "cache"), "EEG2IMG_OFFLINE": "1"}
-    cmd = _unprivileged([sys.executable, "-m", "eeg2img.cli", *args])
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "eeg2img.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=300, preexec_fn=_drop_permission_overrides if os.geteuid() == 0 else None)
+
+
+def test_the_child_process_really_cannot_override_file_modes(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        done = subprocess.run([sys.executable, "-c", f"open({str(locked / 'x')!r}, 'w')"], capture_output=True,
+                              text=True, preexec_fn=_drop_permission_overrides if os.geteuid() == 0 else None)
+    finally:
+        locked.chmod(0o755)
+    assert done.returncode == 1 and "PermissionError" in done.stderr
 
 
 def _chmod_tree(root: Path, dirs: int, files: int) -> None:
