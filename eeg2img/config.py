@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eeg2img.errors import UserError
+from eeg2img.errors import UserError, path_error
 from eeg2img.splits import PROTOCOLS
 
 EXECUTORS = ("inline", "process")
@@ -78,8 +78,8 @@ def load_config(path: str | Path) -> GridConfig:
         raise UserError(f"{path}: config file not found") from None
     except IsADirectoryError:
         raise UserError(f"{path}: is a folder; pass the TOML config file") from None
-    except PermissionError:
-        raise UserError(f"{path}: config file not readable (permission denied); check its permissions") from None
+    except PermissionError as err:
+        raise path_error(err, "check the config file's permissions") from None
     except OSError as err:
         raise UserError(f"{path}: config file unreadable ({err.strerror or err.__class__.__name__})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:

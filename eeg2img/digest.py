@@ -14,7 +14,7 @@ import json
 import os
 from pathlib import Path
 
-from eeg2img.errors import UserError
+from eeg2img.errors import UserError, path_error
 
 _MEMO: dict[tuple, str] = {}
 
@@ -29,8 +29,8 @@ def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
 def _identity(path: Path) -> tuple:
     try:
         stat = path.stat()
-    except PermissionError:
-        raise UserError(f"{path}: not readable (permission denied); check its permissions") from None
+    except PermissionError as err:
+        raise path_error(err, "check its permissions") from None
     except OSError:
         raise UserError(f"{path}: cannot read file; check the path") from None
     return (str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)
@@ -72,7 +72,7 @@ def sha256_of(path: str | os.PathLike) -> str:
         with open(path, "rb") as f:
             while block := f.read(1 << 22):
                 h.update(block)
-    except PermissionError:
-        raise UserError(f"{path}: not readable (permission denied); check its permissions") from None
+    except PermissionError as err:
+        raise path_error(err, "check its permissions") from None
     remember(path, h.hexdigest())
     return _MEMO[identity]

@@ -456,17 +456,14 @@ def make_executor(name: str, workers: int = 1):
 
 def check_runs_dir(runs_dir: str | Path) -> Path:
     """The runs directory, created if missing; one line when it cannot be (a file, read-only, under a file)."""
+    from eeg2img.atomic import check_output
     from eeg2img.errors import path_error
 
-    root = Path(runs_dir)
-    if root.exists() and not root.is_dir():
-        raise UserError(f"{root}: is a file, not a runs directory; pass another --out")
+    root = check_output(runs_dir, "folder", "pass another --out")
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise path_error(err, "pass another --out") from None
-    if not os.access(root, os.W_OK | os.X_OK):
-        raise UserError(f"{root}: runs directory not writable (permission denied); pass another --out")
     return root
 
 

@@ -170,7 +170,9 @@ class RunStore:
                 rows = pd.read_parquet(d / "metrics.parquet")
             except Exception as err:  # noqa: BLE001 - pyarrow raises several types for a corrupt file
                 raise UserError(f"{d / 'metrics.parquet'}: unreadable ({err.__class__.__name__}); delete {d} and rerun") from None
-            frames.append(rows.assign(config_hash=_read_cell(d)["config_hash"]))
+            if "config_hash" not in rows.columns:  # written before rows carried their cell's hash
+                rows = rows.assign(config_hash=_read_cell(d)["config_hash"])
+            frames.append(rows)
         if not frames:
             return pd.DataFrame(columns=RESULT_COLUMNS)
         table = pd.concat(frames, ignore_index=True).reindex(columns=RESULT_COLUMNS)

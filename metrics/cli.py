@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eeg2img.errors import UserError
+from eeg2img.errors import UserError, path_error
 from metrics.vocabulary import ALL_METRICS
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
@@ -70,8 +70,8 @@ def list_images(folder: Path, role: str) -> dict[str, Path]:
         raise UserError(f"{folder}: --{role} folder not found; pass a folder of images")
     try:
         entries = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
-    except PermissionError:
-        raise UserError(f"{folder}: --{role} folder not readable (permission denied); check its permissions") from None
+    except PermissionError as err:
+        raise path_error(err, f"check the --{role} folder's permissions") from None
     irregular = [f for f in entries if not f.is_file()]  # a FIFO, a folder, a broken or looping link
     if irregular:
         raise UserError(f"{irregular[0]}: not a regular image file (a pipe, a folder or a broken link); "

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eeg2img.errors import LeakageError, UserError
+from eeg2img.errors import LeakageError, UserError, path_error
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".JPEG", ".JPG", ".PNG", ".webp", ".bmp")
 
@@ -218,8 +218,8 @@ def open_image(path: Path):
         im = Image.open(path)
     except Image.DecompressionBombError:
         raise _too_large(path, f"over {2 * Image.MAX_IMAGE_PIXELS}") from None
-    except PermissionError:
-        raise UserError(f"{path}: not readable (permission denied); check the file's permissions") from None
+    except PermissionError as err:
+        raise path_error(err, "check the file's permissions") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise UserError(f"{path}: unreadable image ({err.__class__.__name__}); replace or remove the file") from None
     w, h = im.size

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from eeg2img.datasets.base import EEGDataset
 from eeg2img.digest import sha256_of
-from eeg2img.errors import LeakageError, UserError
+from eeg2img.errors import LeakageError, UserError, path_error
 
 SFREQ = 1000.0
 TOP_LEVEL_KEYS = ("dataset", "labels", "images")
@@ -202,8 +202,8 @@ def _torch_load(path: Path):
         raise UserError(f"{path}: is a folder, expected a .pth file")
     try:
         return torch.load(path, weights_only=True, map_location="cpu")
-    except PermissionError:
-        raise UserError(f"{path}: not readable (permission denied); check the file's permissions") from None
+    except PermissionError as err:
+        raise path_error(err, "check the file's permissions") from None
     except pickle.UnpicklingError as err:
         refused = re.search(r"\bGLOBAL ([\w.]+)", str(err))  # torch names the refused global this way
         if refused:
