@@ -5,9 +5,7 @@ Kept free of model code so the floors import nothing heavier than numpy.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -107,28 +105,6 @@ def resize_images(images: np.ndarray, size: int) -> np.ndarray:
 def to_uint8(x: np.ndarray) -> np.ndarray:
     """Float images in [0, 255] to uint8 with rounding (truncation would darken every mean by half a level)."""
     return np.clip(np.rint(x), 0, 255).astype(np.uint8)
-
-
-# ------------------------------------------------------------------------------------ seeding
-
-
-def trial_seeds(seed: int, trial_ids: Sequence[str]) -> list[int]:
-    """A seed per trial from (seed, trial id): a trial gets the same draw whatever else is in the batch."""
-    out = []
-    for t in trial_ids:
-        digest = hashlib.sha256(f"{seed}:{t}".encode()).digest()
-        out.append(int.from_bytes(digest[:4], "little"))
-    return out
-
-
-@contextlib.contextmanager
-def torch_seeded(seed: int) -> Iterator[None]:
-    """Seed torch inside the block and restore the caller's global RNG state afterwards."""
-    import torch
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
 
 
 # ------------------------------------------------------------------------------------ cache

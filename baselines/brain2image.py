@@ -40,22 +40,20 @@ from baselines._common import (
     check_seed,
     check_test_eeg,
     check_trainable,
-    torch_seeded,
-    trial_seeds,
 )
 from baselines.convnets import (
     ImageDecoder,
     ImageEncoder,
     check_power_of_two,
-    images_to_tensor,
-    resolve_device,
-    tensor_to_images,
     work_resolution,
 )
 from baselines.features import DiscriminantProjection, EEGFeatures
 from eeg2img.datasets.base import EEGDataset
+from eeg2img.devices import resolve_device
 from eeg2img.errors import UserError
 from eeg2img.methods import Method, register
+from eeg2img.seeding import torch_seeded, trial_seeds
+from metrics.image_ops import images_to_tensor, tensor_to_images
 
 
 class _ConditionalImageModel(Method):
@@ -77,7 +75,7 @@ class _ConditionalImageModel(Method):
         self.batch_size = check_int(name, "batch_size", batch_size)
         self.lr = check_float(name, "lr", lr)
         self.device = device
-        resolve_device(name, device)
+        resolve_device(device, name)
 
     def _prepare(self, train: EEGDataset) -> tuple[torch.Tensor, torch.Tensor]:
         check_trainable(self.name, train)
@@ -144,7 +142,7 @@ class Brain2ImageVAE(_ConditionalImageModel):
 
     def fit(self, train: EEGDataset, val: EEGDataset | None = None) -> Brain2ImageVAE:
         feats, images = self._prepare(train)
-        device = resolve_device(self.name, self.device)
+        device = resolve_device(self.device, self.name)
         with torch_seeded(self.seed):
             self._build(feats.shape[1])
             for m in self._modules():
@@ -240,7 +238,7 @@ class Brain2ImageGAN(_ConditionalImageModel):
 
     def fit(self, train: EEGDataset, val: EEGDataset | None = None) -> Brain2ImageGAN:
         feats, images = self._prepare(train)
-        device = resolve_device(self.name, self.device)
+        device = resolve_device(self.device, self.name)
         with torch_seeded(self.seed):
             self.cond_ = nn.Sequential(nn.Linear(feats.shape[1], self.cond_dim), nn.LeakyReLU(0.2)).to(device)
             self.generator_ = ImageDecoder(self.z_dim + self.cond_dim, self.size_, self.width).to(device)

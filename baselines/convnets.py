@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -68,30 +67,3 @@ class ImageEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(x).flatten(1))
-
-
-def images_to_tensor(images: np.ndarray, size: int) -> torch.Tensor:
-    """uint8 ``(N, H, W, 3)`` → float ``(N, 3, size, size)`` in [-1, 1] (area-resized when larger)."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-    if x.shape[-1] != size or x.shape[-2] != size:
-        mode = "area" if x.shape[-1] > size else "bilinear"
-        x = nn.functional.interpolate(x, size=(size, size), mode=mode, **({} if mode == "area" else
-                                                                            {"align_corners": False}))
-    return x
-
-
-def tensor_to_images(x: torch.Tensor, size: int) -> np.ndarray:
-    """Float ``(N, 3, s, s)`` in [-1, 1] → uint8 ``(N, size, size, 3)`` (bicubic when upscaling)."""
-    x = x.detach().float().cpu()
-    if x.shape[-1] != size:
-        mode = "area" if x.shape[-1] > size else "bicubic"
-        x = nn.functional.interpolate(x, size=(size, size), mode=mode, **({} if mode == "area" else
-                                                                            {"align_corners": False}))
-    x = ((x.clamp(-1, 1) + 1) * 127.5).round().clamp(0, 255)
-    return x.to(torch.uint8).permute(0, 2, 3, 1).numpy().copy()
-
-
-def resolve_device(method: str, device: str) -> torch.device:
-    from eeg2img.devices import resolve_device as resolve
-
-    return resolve(device, method)

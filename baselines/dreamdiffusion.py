@@ -26,11 +26,12 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from baselines._common import check_choice, check_float, check_int, check_test_eeg, torch_seeded
+from baselines._common import check_choice, check_float, check_int, check_test_eeg
 from baselines.features import EEGFeatures
 from baselines.shared_stages import DIFFUSION_DEFAULTS, DiffusionBaseline, neuroimagen_quick
 from eeg2img.datasets.base import EEGDataset
 from eeg2img.methods import register
+from eeg2img.seeding import torch_seeded
 
 TUNE_CHOICES = ("cross-attention", "none", "all")
 _D = DIFFUSION_DEFAULTS
@@ -88,7 +89,7 @@ class DreamDiffusion(DiffusionBaseline):
         return params
 
     def fit(self, train: EEGDataset, val: EEGDataset | None = None) -> DreamDiffusion:
-        from reconstruct._common import cpu_threads
+        from eeg2img.devices import cpu_threads
 
         stage = self._fit_stage(train, private=True)
         # The tuning steps are demo-scale U-Net passes like the shared model's own training: on a busy CPU

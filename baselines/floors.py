@@ -19,10 +19,10 @@ from baselines._common import (
     check_trainable,
     distinct_training_images,
     to_uint8,
-    trial_seeds,
 )
 from eeg2img.datasets.base import EEGDataset
 from eeg2img.methods import Method, register
+from eeg2img.seeding import trial_seeds
 
 
 class _Floor(Method):

@@ -29,11 +29,11 @@ from baselines._common import (
     check_seed,
     check_trainable,
     resize_images,
-    torch_seeded,
 )
 from eeg2img.datasets.base import EEGDataset
 from eeg2img.errors import UserError
 from eeg2img.methods import Method
+from eeg2img.seeding import torch_seeded, trial_seeds
 
 
 def neuroimagen_defaults(keys: Sequence[str]) -> dict[str, Any]:
@@ -130,12 +130,12 @@ class DiffusionStage:
     """
 
     def __init__(self, method: Any, train: EEGDataset, private: bool = False):
-        from reconstruct._common import resolve_device
+        from eeg2img.devices import resolve_device
         from reconstruct.diffusion import Img2ImgDiffusion
 
         # Settings a baseline does not expose (e.g. strength for text-to-image) take NeuroImagen's defaults.
         helper = _helper(method, **{k: getattr(method, k, v) for k, v in DIFFUSION_DEFAULTS.items()})
-        self.device = resolve_device(helper.device)
+        self.device = resolve_device(helper.device, method.name)
         with torch_seeded(method.seed):  # training the demo model seeds torch globally; restore the caller's
             shared = helper.diffusion_for(train)
         self.source = shared.source
@@ -184,7 +184,7 @@ class DiffusionStage:
     @torch.no_grad()
     def encode_latents(self, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
         """uint8 stimuli → scaled VAE latents ``(N, c, h, w)`` (posterior means, as SD's training targets)."""
-        from reconstruct._common import images_to_tensor
+        from metrics.image_ops import images_to_tensor
 
         vae = self.vae
         x = images_to_tensor(images, self.image_size)
@@ -197,7 +197,7 @@ class DiffusionStage:
     @torch.no_grad()
     def decode_latents(self, latents: np.ndarray, batch_size: int = 64) -> np.ndarray:
         """Scaled VAE latents → uint8 images at the model's resolution."""
-        from reconstruct._common import tensor_to_images
+        from metrics.image_ops import tensor_to_images
 
         vae = self.vae
         z = torch.from_numpy(np.ascontiguousarray(latents, dtype=np.float32))
@@ -248,9 +248,7 @@ class DiffusionBaseline(Method):
 
     def _seeds(self, test: EEGDataset) -> list[int]:
         # NeuroImagen's per-trial seeds: both start from the same noise, so paired comparisons are fair.
-        from reconstruct._common import trial_seed
-
-        return [trial_seed(self.seed, str(t)) for t in test.trial_ids]
+        return trial_seeds(self.seed, test.trial_ids)
 
     def _to_stimulus_size(self, images: np.ndarray) -> np.ndarray:
         return resize_images(images, self.out_size_)

@@ -43,7 +43,7 @@ def check_claims(claims: pd.DataFrame, mode: str) -> list[str]:
 
 @pytest.mark.parametrize("mode", ["quick", "full"])
 def test_demo_budget(latency, benchmark, tmp_path, mode):
-    from eeg2img.demo import run_demo
+    from eeg2img.cli.demo import run_demo
 
     counter = itertools.count()
 

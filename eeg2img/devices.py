@@ -1,4 +1,4 @@
-"""Which torch device a component runs on: one rule for the whole suite.
+"""Which torch device a component runs on (one rule for the whole suite), and its CPU thread count.
 
 ``None`` or ``"auto"`` is CUDA when present, else the CPU; anything else is taken literally and
 checked: an unparseable name, or CUDA asked for where there is none, is one line naming the owner
@@ -7,6 +7,9 @@ checked: an unparseable name, or CUDA asked for where there is none, is one line
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -29,3 +32,22 @@ def resolve_device(device: Any = None, owner: str = "device") -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"{owner}: device={str(device)!r} but no CUDA device is available; pass device='auto' or 'cpu'")
     return dev
+
+
+@contextmanager
+def cpu_threads(device: torch.device | str) -> Iterator[None]:
+    """Run the demo-scale models with ``$EEG2IMG_TORCH_THREADS`` intra-op threads on CPU (0, the default,
+    keeps torch's setting). On a machine shared with other jobs their operations are so small that one
+    thread can be much faster (a descheduled worker stalls every op); on an idle 2-core machine two
+    threads train the demo diffusion model 1.4× faster than one. The previous setting is restored.
+    """
+    wanted = int(os.environ.get("EEG2IMG_TORCH_THREADS", "0") or 0)
+    previous = torch.get_num_threads()
+    if torch.device(device).type != "cpu" or wanted <= 0 or wanted == previous:
+        yield
+        return
+    torch.set_num_threads(wanted)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

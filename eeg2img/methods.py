@@ -9,7 +9,8 @@ them); everything learned lives on the object; ``seed`` fixes every random choic
 marked as such in every table.
 
 Methods register themselves by name with :func:`register` so the runner and config files can build
-them: ``build_method("floor-mean", seed=0)``.
+them: ``build_method("floor-mean", seed=0)``. The packages that hold them are found through the
+``eeg2img.methods`` entry-point group (``pyproject.toml``), so this module never names them.
 """
 
 from __future__ import annotations
@@ -79,16 +80,28 @@ def register(name: str, factory: Callable[..., Method] | None = None, *, quick: 
     return deco(factory) if factory is not None else deco
 
 
-def _load_plugins() -> None:
-    # Importing the packages registers their methods; missing optional ones are skipped.
-    import importlib
+PLUGIN_GROUP = "eeg2img.methods"
+_plugins_loaded = False
 
-    for mod in ("baselines", "reconstruct"):
+
+def _load_plugins() -> None:
+    """Import every module declared under the ``eeg2img.methods`` entry-point group (once per process).
+
+    Importing a plugin registers its methods. A plugin whose own module is missing (an optional
+    package not installed) is skipped; an error inside an installed plugin propagates.
+    """
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    from importlib.metadata import entry_points
+
+    for ep in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
         try:
-            importlib.import_module(mod)
+            ep.load()
         except ModuleNotFoundError as err:
-            if err.name != mod:
+            if err.name != ep.value.split(":")[0]:
                 raise
+    _plugins_loaded = True
 
 
 def available_methods() -> list[str]:
@@ -127,7 +140,9 @@ def method_signature(name: str) -> inspect.Signature | None:
 def build_method(name: str, **params: Any) -> Method:
     _load_plugins()
     if name not in _REGISTRY:
-        raise UserError(f"unknown method {name!r}; known methods: {', '.join(sorted(_REGISTRY))}")
+        known = ", ".join(sorted(_REGISTRY)) or (f"none (no {PLUGIN_GROUP!r} entry points: install the package "
+                                                 "with pip install -e .)")
+        raise UserError(f"unknown method {name!r}; known methods: {known}")
     try:
         return _REGISTRY[name](**params)
     except TypeError as err:

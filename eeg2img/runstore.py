@@ -1,6 +1,10 @@
 """The run store: one directory per cell of the experiment grid, written atomically, read as tidy tables.
 
-Layout (a contract shared with ``reports/``)::
+This module owns the layout: the grid writes through :class:`RunStore`, and the report reads through it
+(:meth:`RunStore.scan`, :meth:`RunStore.current_cells`, :meth:`RunStore.read_set_level`, the file names
+below), so no other module spells a path inside a runs directory.
+
+Layout::
 
     RUNS/<dataset>/<protocol>/<fold>/<method>/seed-<seed>/<config_hash[:12]>/
         cell.json          what the cell is: keys, method parameters, oracle flag, the inputs its hash covers
@@ -60,6 +64,30 @@ SET_LEVEL_FILE_COLUMNS = [*POOLED_KEYS, "folds", "subject", "metric", "backbone"
 _SET_INPUTS = "set_inputs.npz"
 CURRENT_FILE = "current.json"
 LOCK_FILE = ".lock"
+CELL_FILE = "cell.json"
+PROVENANCE_FILE = "provenance.json"
+TRIALS_FILE = "trials.parquet"
+SAMPLES_FILE = "samples.parquet"
+METRICS_FILE = "metrics.parquet"
+DONE_FILE = "DONE"
+RECON_DIR = "recon"
+RESULTS_FILES = ("results.parquet", "results.csv")  # the first that exists is read
+SET_LEVEL_FILES = ("set_level.parquet", "set_level.csv")
+_CELL_DIRS = "*/*/*/*/seed-*/*"  # <dataset>/<protocol>/<fold>/<method>/seed-<seed>/<config_hash12>
+
+
+def recon_path(cell: Path, trial_id: str) -> Path:
+    """Where a cell keeps the reconstruction of one test trial."""
+    return Path(cell) / RECON_DIR / f"{trial_id}.png"
+
+
+@dataclass(frozen=True)
+class CellScan:
+    """What :meth:`RunStore.scan` found: finished cells of the current config and what it left out."""
+
+    finished: list[Path]
+    unfinished: int
+    other_configs: int
 
 
 @dataclass(frozen=True)
@@ -89,17 +117,17 @@ class RunStore:
         return self.root / key.relpath()
 
     def is_done(self, key: CellKey) -> bool:
-        return (self.cell_dir(key) / "DONE").is_file()
+        return (self.cell_dir(key) / DONE_FILE).is_file()
 
     def start(self, key: CellKey, params: dict, is_oracle: bool, provenance: dict, inputs: dict | None = None) -> Path:
         d = self.cell_dir(key)
-        (d / "recon").mkdir(parents=True, exist_ok=True)
+        (d / RECON_DIR).mkdir(parents=True, exist_ok=True)
         # A run killed mid-write leaves its temp files behind; drop those of writers that are gone.
         remove_stale_temps(d)
-        remove_stale_temps(d / "recon")
-        write_json(d / "cell.json", {**asdict(key), "params": params, "is_oracle": bool(is_oracle),
+        remove_stale_temps(d / RECON_DIR)
+        write_json(d / CELL_FILE, {**asdict(key), "params": params, "is_oracle": bool(is_oracle),
                                      "inputs": inputs or {}})
-        write_json(d / "provenance.json", provenance)
+        write_json(d / PROVENANCE_FILE, provenance)
         return d
 
     def discard_if_empty(self, key: CellKey) -> bool:
@@ -120,32 +148,32 @@ class RunStore:
         return True
 
     def finished_reconstructions(self, key: CellKey) -> set[str]:
-        recon = self.cell_dir(key) / "recon"
+        recon = self.cell_dir(key) / RECON_DIR
         return {p.stem for p in recon.glob("*.png")} if recon.is_dir() else set()
 
     def save_reconstruction(self, key: CellKey, trial_id: str, image: np.ndarray) -> None:
-        write_png(self.cell_dir(key) / "recon" / f"{trial_id}.png", np.ascontiguousarray(image, dtype=np.uint8))
+        write_png(recon_path(self.cell_dir(key), trial_id), np.ascontiguousarray(image, dtype=np.uint8))
 
     def load_reconstructions(self, key: CellKey, trial_ids) -> np.ndarray:
         from eeg2img.datasets.base import read_rgb
 
-        return np.stack([read_rgb(self.cell_dir(key) / "recon" / f"{t}.png") for t in trial_ids])
+        return np.stack([read_rgb(recon_path(self.cell_dir(key), t)) for t in trial_ids])
 
     def finish(self, key: CellKey, trials: pd.DataFrame, samples: pd.DataFrame, rows: pd.DataFrame, provenance: dict,
                set_inputs: dict[str, tuple[np.ndarray, ...]] | None = None) -> None:
         d = self.cell_dir(key)
         arrays = {f"{name}#{i}": np.asarray(a) for name, parts in (set_inputs or {}).items() for i, a in enumerate(parts)}
         write_with(d / _SET_INPUTS, lambda p: _save_npz(p, arrays))
-        write_parquet(d / "trials.parquet", trials)
-        write_parquet(d / "samples.parquet", samples[SAMPLE_COLUMNS])
-        write_parquet(d / "metrics.parquet", rows.assign(config_hash=key.config_hash)[RESULT_COLUMNS])
-        write_json(d / "provenance.json", provenance)
-        write_text(d / "DONE", "done\n")
+        write_parquet(d / TRIALS_FILE, trials)
+        write_parquet(d / SAMPLES_FILE, samples[SAMPLE_COLUMNS])
+        write_parquet(d / METRICS_FILE, rows.assign(config_hash=key.config_hash)[RESULT_COLUMNS])
+        write_json(d / PROVENANCE_FILE, provenance)
+        write_text(d / DONE_FILE, "done\n")
 
     # --- the whole store ---------------------------------------------------------------------------
     def all_cells(self) -> list[Path]:
         """Every cell folder in the store, finished or not, of any configuration."""
-        return sorted(p.parent for p in self.root.glob("*/*/*/*/seed-*/*/cell.json"))
+        return sorted(p.parent for p in self.root.glob(f"{_CELL_DIRS}/{CELL_FILE}"))
 
     def finished_cells(self, keys: list[CellKey] | None = None) -> list[Path]:
         """Finished cells: of ``keys`` (the current config) when given, else every finished cell in the store."""
@@ -153,12 +181,45 @@ class RunStore:
             raise UserError(f"{self.root}: no such runs directory; run `eeg2img run` or `eeg2img demo` first")
         if keys is not None:
             return sorted(self.cell_dir(k) for k in keys if self.is_done(k))
-        return sorted(p.parent for p in self.root.glob("*/*/*/*/seed-*/*/DONE"))
+        return sorted(p.parent for p in self.root.glob(f"{_CELL_DIRS}/{DONE_FILE}"))
 
     def lock(self):
         """Held by the one process writing this store; a second one fails in one line naming the holder."""
         return exclusive_lock(self.root / LOCK_FILE, str(self.root),
                               "wait for that `eeg2img run` to finish, or pass another --out")
+
+    def current_cells(self) -> set[str] | None:
+        """The cells (paths relative to the root) of the config last run here; None for a store without the list."""
+        path = self.root / CURRENT_FILE
+        if not path.is_file():
+            return None
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise UserError(f"{path}: unreadable ({err.__class__.__name__}); rerun `eeg2img run` to rewrite it") from None
+        cells = doc.get("cells") if isinstance(doc, dict) else None
+        if not isinstance(cells, list) or not all(isinstance(c, str) for c in cells):
+            raise UserError(f"{path}: 'cells' must be a list of cell paths; rerun `eeg2img run` to rewrite it")
+        return set(cells)
+
+    def scan(self) -> CellScan:
+        """The finished cells of the current config (every finished cell where there is no current list)."""
+        if not self.root.is_dir():
+            raise UserError(f"{self.root}: no such runs directory; pass the folder `eeg2img run` wrote")
+        current = self.current_cells()
+        finished, unfinished, other = [], 0, 0
+        for d in self.all_cells():
+            if current is not None and str(d.relative_to(self.root)) not in current:
+                other += 1
+            elif (d / DONE_FILE).is_file():
+                finished.append(d)
+            else:
+                unfinished += 1
+        return CellScan(finished, unfinished, other)
+
+    def first_existing(self, names: tuple[str, ...]) -> Path | None:
+        """The first of the store's root files ``names`` (parquet before csv) that exists."""
+        return next((self.root / n for n in names if (self.root / n).is_file()), None)
 
     def write_current(self, keys: list[CellKey]) -> None:
         write_json(self.root / CURRENT_FILE, {"cells": sorted(str(k.relpath()) for k in keys)})
@@ -167,9 +228,9 @@ class RunStore:
         frames = []
         for d in self.finished_cells(keys):
             try:
-                rows = pd.read_parquet(d / "metrics.parquet")
+                rows = pd.read_parquet(d / METRICS_FILE)
             except Exception as err:  # noqa: BLE001 - pyarrow raises several types for a corrupt file
-                raise UserError(f"{d / 'metrics.parquet'}: unreadable ({err.__class__.__name__}); delete {d} and rerun") from None
+                raise UserError(f"{d / METRICS_FILE}: unreadable ({err.__class__.__name__}); delete {d} and rerun") from None
             if "config_hash" not in rows.columns:  # written before rows carried their cell's hash
                 rows = rows.assign(config_hash=_read_cell(d)["config_hash"])
             frames.append(rows)
@@ -196,15 +257,15 @@ class RunStore:
 
     def write_set_level(self, table: pd.DataFrame) -> pd.DataFrame:
         table = table.reindex(columns=SET_LEVEL_FILE_COLUMNS)
-        write_csv(self.root / "set_level.csv", table)
-        write_parquet(self.root / "set_level.parquet", table.astype({"subject": str}))
+        write_csv(self.root / SET_LEVEL_FILES[1], table)
+        write_parquet(self.root / SET_LEVEL_FILES[0], table.astype({"subject": str}))
         return table
 
     def samples(self, keys: list[CellKey] | None = None) -> pd.DataFrame:
         frames = []
         for d in self.finished_cells(keys):
             cell = _read_cell(d)
-            s = pd.read_parquet(d / "samples.parquet")
+            s = pd.read_parquet(d / SAMPLES_FILE)
             for k in ("dataset", "protocol", "fold", "method", "seed"):
                 s.insert(0, k, cell[k])
             frames.append(s)
@@ -212,18 +273,18 @@ class RunStore:
 
     def write_results(self, keys: list[CellKey] | None = None) -> pd.DataFrame:
         table = self.results(keys)
-        write_csv(self.root / "results.csv", table)
-        write_parquet(self.root / "results.parquet", table)
+        write_csv(self.root / RESULTS_FILES[1], table)
+        write_parquet(self.root / RESULTS_FILES[0], table)
         return table
 
 
 def _read_cell(d: Path) -> dict:
     try:
-        cell = json.loads((d / "cell.json").read_text())
+        cell = json.loads((d / CELL_FILE).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise UserError(f"{d / 'cell.json'}: unreadable ({err.__class__.__name__}); delete {d} and rerun") from None
+        raise UserError(f"{d / CELL_FILE}: unreadable ({err.__class__.__name__}); delete {d} and rerun") from None
     if not isinstance(cell, dict) or "config_hash" not in cell:
-        raise UserError(f"{d / 'cell.json'}: not a cell description; delete {d} and rerun")
+        raise UserError(f"{d / CELL_FILE}: not a cell description; delete {d} and rerun")
     return cell
 
 

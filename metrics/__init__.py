@@ -13,7 +13,6 @@ stay the modules.
 
 from metrics.accuracy import NWayAccuracy, nway_topk_accuracy
 from metrics.base import FID_MIN_SAMPLES, Metric, MetricResult, SmallSampleWarning
-from metrics.bootstrap import bootstrap_ci, bootstrap_set_metric, paired_comparison, per_subject
 from metrics.clip_score import CLIPScore, aggregate_clip_score, clip_score_from_embeddings
 from metrics.fid import FID, feature_statistics, fid_from_features, frechet_distance
 from metrics.identification import Identification, nway_identification
@@ -21,6 +20,7 @@ from metrics.inception_score import InceptionScore, inception_score_from_logits,
 from metrics.kid import KID, kid_from_features, kid_subset_values
 from metrics.pixcorr import PixCorr, pearson_rows
 from metrics.ssim import SSIM, structural_similarity
+from metrics.stats import bootstrap_ci, bootstrap_set_metric, paired_comparison, per_subject
 
 __all__ = [
     "FID",

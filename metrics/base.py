@@ -156,7 +156,7 @@ class Metric:
 
     def result(self, backbone: str | None = None, n_boot: int | None = None, seed: int = 0) -> MetricResult:
         """The computed value as a :class:`MetricResult`; ``n_boot=0`` skips the confidence interval."""
-        from metrics.bootstrap import bootstrap_ci
+        from metrics.stats import bootstrap_ci
 
         value = self.compute()
         value = value[0] if isinstance(value, tuple) else value

@@ -19,7 +19,7 @@ import torch
 
 from eeg2img.errors import UserError
 from metrics.base import Metric, as_features, check_same_dim, check_same_length
-from metrics.bootstrap import as_values
+from metrics.stats import as_values
 
 VARIANTS = ("hessel", "torchmetrics")
 

@@ -396,7 +396,7 @@ class _Collector:
 
     def per_sample_metric(self, metric: str, backbone: str, values: np.ndarray, protocol: str, label: str,
                           n_boot: int, seed: int, value: float | None = None) -> None:
-        from metrics.bootstrap import bootstrap_ci
+        from metrics.stats import bootstrap_ci
 
         values = np.asarray(values, dtype=np.float64)
         name = metric_name(metric, backbone)

@@ -78,3 +78,20 @@ def check_pair(pred: torch.Tensor, ref: torch.Tensor, name_pred: str = "pred", n
     if pred.shape[1:] != ref.shape[1:]:
         raise UserError(f"{name_pred}: shape {tuple(pred.shape[1:])} differs from {name_ref} "
                         f"{tuple(ref.shape[1:])} after resizing; give both the same colour channels or pass a size")
+
+
+# --- the generative models' range: what the GANs, VAEs and U-Nets read and write -------------------
+def images_to_tensor(images: np.ndarray, size: int | None = None) -> torch.Tensor:
+    """uint8 ``(N, H, W, 3)`` → float ``(N, 3, S, S)`` in [-1, 1], the generative models' range (:func:`resize_square`)."""
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise UserError(f"images: expected uint8 (N, H, W, 3), got shape {images.shape}; pass RGB images")
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+    return resize_square(x, size).clamp(-1.0, 1.0)
+
+
+def tensor_to_images(x: torch.Tensor, size: int | None = None) -> np.ndarray:
+    """float ``(N, 3, H, W)`` in [-1, 1] → uint8 ``(N, S, S, 3)`` (:func:`resize_square` when ``size`` is given)."""
+    x = resize_square(x.detach().float(), size)
+    x = ((x.clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
+    return x.permute(0, 2, 3, 1).cpu().numpy()

@@ -104,7 +104,7 @@ class InceptionScore(Metric):
         return sum(len(x) for x in self.logits)
 
     def _set_ci(self, n_boot: int, seed: int) -> tuple[float, float]:
-        from metrics.bootstrap import bootstrap_set_metric
+        from metrics.stats import bootstrap_set_metric
 
         fn = lambda x: inception_score_from_logits(x, self.splits, self.shuffle, self.seed)[0]
         return bootstrap_set_metric(fn, torch.cat(self.logits).numpy(), n_boot=n_boot, seed=seed)

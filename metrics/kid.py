@@ -137,7 +137,7 @@ class KID(Metric):
         return sum(len(x) for x in self.fake_features)
 
     def _set_ci(self, n_boot: int, seed: int) -> tuple[float, float]:
-        from metrics.bootstrap import bootstrap_set_metric
+        from metrics.stats import bootstrap_set_metric
 
         real, fake = torch.cat(self.real_features), torch.cat(self.fake_features)
         if len(real) != len(fake):

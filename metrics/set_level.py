@@ -113,7 +113,7 @@ def compute(metric: str, arrays: Sequence[np.ndarray], options: SetLevelOptions 
 
 
 def _bootstrap(fn, arrays: tuple[np.ndarray, ...], options: SetLevelOptions) -> tuple[float, float]:
-    from metrics.bootstrap import bootstrap_set_metric
+    from metrics.stats import bootstrap_set_metric
 
     batched = _batched_resamples(fn, arrays, options)
     with warnings.catch_warnings():

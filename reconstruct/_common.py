@@ -9,14 +9,14 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 import torch
 
+from eeg2img.devices import cpu_threads
 from eeg2img.errors import UserError
 
 WEIGHTS_FILE = "model.safetensors"
@@ -30,25 +30,6 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     from eeg2img.devices import resolve_device as resolve
 
     return resolve(device, "NeuroImagen")
-
-
-@contextmanager
-def cpu_threads(device: torch.device | str) -> Iterator[None]:
-    """Run the demo-scale models with ``$EEG2IMG_TORCH_THREADS`` intra-op threads on CPU (0, the default,
-    keeps torch's setting). On a machine shared with other jobs their operations are so small that one
-    thread can be much faster (a descheduled worker stalls every op); on an idle 2-core machine two
-    threads train the demo diffusion model 1.4× faster than one. The previous setting is restored.
-    """
-    wanted = int(os.environ.get("EEG2IMG_TORCH_THREADS", "0") or 0)
-    previous = torch.get_num_threads()
-    if torch.device(device).type != "cpu" or wanted <= 0 or wanted == previous:
-        yield
-        return
-    torch.set_num_threads(wanted)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def on_config_device_threads(method):
@@ -153,23 +134,6 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def images_to_tensor(images: np.ndarray, size: int | None = None) -> torch.Tensor:
-    """uint8 ``(N, H, W, 3)`` → float ``(N, 3, S, S)`` in [-1, 1] (antialiased bilinear resize)."""
-    images = np.asarray(images)
-    if images.ndim != 4 or images.shape[-1] != 3:
-        raise UserError(f"images: expected uint8 (N, H, W, 3), got shape {images.shape}; pass RGB images")
-    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
-    if size is not None and tuple(x.shape[-2:]) != (size, size):
-        x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return x.clamp(-1.0, 1.0)
-
-
-def tensor_to_images(x: torch.Tensor) -> np.ndarray:
-    """float ``(N, 3, H, W)`` in [-1, 1] → uint8 ``(N, H, W, 3)``."""
-    x = ((x.detach().float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
-    return x.permute(0, 2, 3, 1).cpu().numpy()
-
-
 def check_finite(name: str, array: np.ndarray) -> np.ndarray:
     array = np.asarray(array, dtype=np.float32)
     if not np.isfinite(array).all():
@@ -190,11 +154,6 @@ def seeded_generator(seed: int, device: torch.device | str = "cpu") -> torch.Gen
     g = torch.Generator(device=device)
     g.manual_seed(int(seed) % (2**63))
     return g
-
-
-def trial_seed(seed: int, trial_id: str) -> int:
-    """A per-trial seed that does not depend on batch composition or trial order."""
-    return int.from_bytes(hashlib.sha256(f"{seed}:{trial_id}".encode()).digest()[:8], "little") % (2**63)
 
 
 def batches(n: int, size: int) -> Iterable[slice]:

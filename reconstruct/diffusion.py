@@ -26,12 +26,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from eeg2img.devices import cpu_threads
 from eeg2img.errors import UserError, WeightsNotFoundError
+from metrics.image_ops import images_to_tensor
 from reconstruct._common import (
     batches,
     check_finite,
-    cpu_threads,
-    images_to_tensor,
     make_config,
     resolve_device,
     seeded_generator,

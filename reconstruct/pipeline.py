@@ -342,9 +342,9 @@ class NeuroImagen(Method):
 
     def trial_seeds(self, test: EEGDataset) -> list[int]:
         """One seed per trial from (seed, trial_id): the noise of a trial never depends on its batch."""
-        from reconstruct._common import trial_seed
+        from eeg2img.seeding import trial_seeds
 
-        return [trial_seed(self.seed, str(t)) for t in test.trial_ids]
+        return trial_seeds(self.seed, test.trial_ids)
 
     def reconstruct(self, test: EEGDataset) -> np.ndarray:
         self._check_fitted()
@@ -429,7 +429,7 @@ def _check_trainable(train: EEGDataset) -> None:
 def _resize(images: np.ndarray, size: int | None) -> np.ndarray:
     if size is None or images.shape[1] == size:
         return images
-    from reconstruct._common import images_to_tensor, tensor_to_images
+    from metrics.image_ops import images_to_tensor, tensor_to_images
 
     return tensor_to_images(images_to_tensor(images, size))
 

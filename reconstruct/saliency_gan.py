@@ -27,17 +27,16 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from eeg2img.errors import UserError
+from metrics.image_ops import images_to_tensor, tensor_to_images
 from reconstruct._common import (
     batches,
     check_finite,
-    images_to_tensor,
     load_component,
     make_config,
     on_config_device_threads,
     resolve_device,
     save_component,
     seeded_generator,
-    tensor_to_images,
 )
 
 

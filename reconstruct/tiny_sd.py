@@ -27,11 +27,11 @@ import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from eeg2img.devices import cpu_threads
 from eeg2img.errors import UserError
+from metrics.image_ops import images_to_tensor
 from reconstruct._common import (
-    cpu_threads,
     fingerprint,
-    images_to_tensor,
     make_config,
     replace_directory,
     resolve_device,

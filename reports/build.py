@@ -14,6 +14,7 @@ import pandas as pd
 
 from eeg2img.atomic import write_csv, write_text, write_with
 from eeg2img.errors import UserError
+from metrics.stats import PERMUTATION_MAX_PAIRS
 from reports import plots
 from reports.claims import demo_claims
 from reports.grids import grid_for_dataset
@@ -35,7 +36,6 @@ from reports.render import (
     method_cell,
     page,
 )
-from reports.stats import PERMUTATION_MAX_PAIRS
 from reports.tables import (
     ALPHA,
     CI_POOLED,

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from metrics.stats import holm, paired_comparison
 from metrics.vocabulary import spec
 from reports.load import Runs
-from reports.stats import holm, paired_trials
 from reports.tables import ALPHA, trial_values
 
 FLOORS = ("floor-random", "floor-mean", "floor-class-mean")
@@ -84,7 +84,7 @@ def demo_claims(runs: Runs, seed: int = 0) -> pd.DataFrame:
         matched = pd.concat({"a": a, "b": b}, axis=1).dropna()
         if not spec(metric).higher_is_better:
             matched = matched[["b", "a"]].set_axis(["a", "b"], axis=1)
-        r = paired_trials(matched["a"].to_numpy(), matched["b"].to_numpy(), seed=seed)
+        r = paired_comparison(matched["a"].to_numpy(), matched["b"].to_numpy(), seed=seed)
         rows.append(dict(claim=claim, protocol=protocol, metric=metric, better=better,
                          worse=worse if claim != "gap" else f"{better} (loso)", n_trials=r["n"], diff=r["diff"],
                          ci_low=r["ci_low"], ci_high=r["ci_high"], p_value=r["p_value"]))

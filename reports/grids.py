@@ -14,6 +14,7 @@ import numpy as np
 
 from eeg2img.datasets.base import IMAGE_EXTENSIONS
 from eeg2img.errors import UserError
+from eeg2img.runstore import RECON_DIR
 from reports.load import Cell, Runs
 from reports.plots import reconstruction_grid
 
@@ -85,7 +86,7 @@ def grid_for_dataset(runs: Runs, dataset: str, method_order: list[str], n_trials
     trials = next((t for t in (c.trials() for c in cells) if t is not None and len(t)), None)
     if trials is None:
         return None
-    have = [{p.stem for p in (c.path / "recon").glob("*.png")} for c in cells]
+    have = [{p.stem for p in (c.path / RECON_DIR).glob("*.png")} for c in cells]
     common = [t for t in trials["trial_id"] if all(t in h for h in have)]
     pool = trials[trials["trial_id"].isin(common)] if common else trials
     # One trial per stimulus first, spread evenly, so the grid shows different images.

@@ -1,9 +1,5 @@
-"""Read a runs directory (the run store layout) into tidy tables, without importing the run store.
-
-Layout read here::
-
-    RUNS/<dataset>/<protocol>/<fold>/<method>/seed-<seed>/<config_hash12>/
-        cell.json  provenance.json  recon/<trial_id>.png  trials.parquet  samples.parquet  metrics.parquet  DONE
+"""Read a runs directory into the report's tables, through the run store's reader (:mod:`eeg2img.runstore`
+owns the layout: which cells exist, which are finished and current, and every file name).
 
 Only finished cells (``DONE`` present) count, and where ``RUNS/current.json`` exists (written by every
 ``eeg2img run``), only the cells of the config last run there: a store may hold cells of older
@@ -25,7 +21,21 @@ import numpy as np
 import pandas as pd
 
 from eeg2img.errors import UserError
-from eeg2img.runstore import CURRENT_FILE, RESULT_COLUMNS, SET_LEVEL_FILE_COLUMNS
+from eeg2img.runstore import (
+    CELL_FILE,
+    CURRENT_FILE,
+    DONE_FILE,
+    METRICS_FILE,
+    PROVENANCE_FILE,
+    RESULT_COLUMNS,
+    RESULTS_FILES,
+    SAMPLES_FILE,
+    SET_LEVEL_FILE_COLUMNS,
+    SET_LEVEL_FILES,
+    TRIALS_FILE,
+    RunStore,
+    recon_path,
+)
 from metrics.vocabulary import SET_METRICS
 
 CELL_KEYS = ["dataset", "protocol", "fold", "method", "seed"]
@@ -98,10 +108,10 @@ class Cell:
         return method_kind(self.method, self.is_oracle)
 
     def recon_path(self, trial_id: str) -> Path:
-        return self.path / "recon" / f"{trial_id}.png"
+        return recon_path(self.path, trial_id)
 
     def trials(self) -> pd.DataFrame | None:
-        p = self.path / "trials.parquet"
+        p = self.path / TRIALS_FILE
         if not p.is_file():
             return None
         t = _read_parquet(p, "trials table")
@@ -114,7 +124,7 @@ class Cell:
         return t
 
     def samples(self) -> pd.DataFrame | None:
-        p = self.path / "samples.parquet"
+        p = self.path / SAMPLES_FILE
         if not p.is_file():
             return None
         s = _read_parquet(p, "per-sample metrics")
@@ -130,9 +140,9 @@ class Cell:
         return s
 
 
-def _parse_cell(cell_json: Path) -> Cell:
+def _parse_cell(where: Path) -> Cell:
+    cell_json = where / CELL_FILE
     meta = _read_json(cell_json, "cell description")
-    where = cell_json.parent
     # The path is authoritative for the keys when cell.json lacks them (older cells).
     rel = where.parts[-6:]
     fallback = dict(zip(["dataset", "protocol", "fold", "method"], rel[:4]))
@@ -144,7 +154,7 @@ def _parse_cell(cell_json: Path) -> Cell:
         seed = int(values["seed"])
     except (TypeError, ValueError):
         raise UserError(f"{cell_json}: seed {values['seed']!r} is not an integer; delete the cell and rerun it") from None
-    prov_path = where / "provenance.json"
+    prov_path = where / PROVENANCE_FILE
     prov = _read_json(prov_path, "provenance record") if prov_path.is_file() else {}
     params = meta.get("params") or {}
     return Cell(
@@ -244,19 +254,18 @@ def _normalise(rows: pd.DataFrame, cell: Cell | None, where: Path) -> pd.DataFra
     return rows[RESULT_COLUMNS]
 
 
-def _root_results(root: Path) -> pd.DataFrame | None:
-    for name in ("results.parquet", "results.csv"):
-        p = root / name
-        if p.is_file():
-            if name.endswith(".parquet"):
-                table = _read_parquet(p, "results table")
-            else:
-                try:
-                    table = pd.read_csv(p)
-                except (OSError, ValueError, UnicodeDecodeError) as err:
-                    raise UserError(f"{p}: unreadable results table ({err.__class__.__name__}); rerun `eeg2img run`") from None
-            return _normalise(table, None, p)
-    return None
+def _root_results(store: RunStore) -> pd.DataFrame | None:
+    p = store.first_existing(RESULTS_FILES)
+    if p is None:
+        return None
+    if p.suffix == ".parquet":
+        table = _read_parquet(p, "results table")
+    else:
+        try:
+            table = pd.read_csv(p)
+        except (OSError, ValueError, UnicodeDecodeError) as err:
+            raise UserError(f"{p}: unreadable results table ({err.__class__.__name__}); rerun `eeg2img run`") from None
+    return _normalise(table, None, p)
 
 
 def load_runs(runs_dir: str | Path) -> Runs:
@@ -265,18 +274,10 @@ def load_runs(runs_dir: str | Path) -> Runs:
     if not root.is_dir():
         raise UserError(f"{root}: no such runs directory; pass the folder `eeg2img run` wrote")
     notes: list[str] = []
-    cells: list[Cell] = []
-    unfinished = 0
-    current = _current_cells(root)
-    other_configs = 0
-    for cell_json in sorted(root.glob("*/*/*/*/seed-*/*/cell.json")):
-        if current is not None and str(cell_json.parent.relative_to(root)) not in current:
-            other_configs += 1
-            continue
-        if not (cell_json.parent / "DONE").is_file():
-            unfinished += 1
-            continue
-        cells.append(_parse_cell(cell_json))
+    store = RunStore(root)
+    scan = store.scan()
+    unfinished, other_configs = scan.unfinished, scan.other_configs
+    cells = [_parse_cell(d) for d in scan.finished]
     if not cells:
         extra = f" ({unfinished} unfinished)" if unfinished else ""
         raise UserError(f"{root}: no finished cells{extra}; run `eeg2img run` until cells are DONE")
@@ -292,7 +293,7 @@ def load_runs(runs_dir: str | Path) -> Runs:
         by_key.setdefault(c.key, []).append(c)
     kept = []
     for group in by_key.values():
-        group.sort(key=lambda c: (str(c.provenance.get("created", "")), (c.path / "DONE").stat().st_mtime))
+        group.sort(key=lambda c: (str(c.provenance.get("created", "")), (c.path / DONE_FILE).stat().st_mtime))
         kept.append(group[-1])
         if len(group) > 1:
             notes.append(
@@ -303,12 +304,12 @@ def load_runs(runs_dir: str | Path) -> Runs:
     frames = []
     root_table = None
     for c in cells:
-        p = c.path / "metrics.parquet"
+        p = c.path / METRICS_FILE
         if p.is_file():
             rows = _normalise(_read_parquet(p, "metrics table"), c, p)
         else:
             if root_table is None:
-                root_table = _root_results(root)
+                root_table = _root_results(store)
                 if root_table is None:
                     raise UserError(f"{p}: missing and no results.parquet/results.csv in {root}; rerun this cell")
             rows = root_table
@@ -344,31 +345,19 @@ def load_runs(runs_dir: str | Path) -> Runs:
     results = results.reset_index(drop=True)
     runs = Runs(root=root, cells=cells, results=results, notes=notes)
     results["kind"] = results["method"].map(runs.kinds)
-    runs.set_level = _set_level(root, cells, runs.kinds)
+    runs.set_level = _set_level(store, cells, runs.kinds)
     return runs
 
 
-def _current_cells(root: Path) -> set[str] | None:
-    path = root / CURRENT_FILE
-    if not path.is_file():
-        return None
-    cells = _read_json(path, "list of the current config's cells").get("cells")
-    if not isinstance(cells, list) or not all(isinstance(c, str) for c in cells):
-        raise UserError(f"{path}: 'cells' must be a list of cell paths; rerun `eeg2img run` to rewrite it")
-    return set(cells)
-
-
-def _set_level(root: Path, cells: list[Cell], kinds: dict[str, str]) -> pd.DataFrame:
+def _set_level(store: RunStore, cells: list[Cell], kinds: dict[str, str]) -> pd.DataFrame:
     """``RUNS/set_level.parquet`` (or .csv) restricted to the pooled groups of the finished cells read."""
     table = None
-    for name in ("set_level.parquet", "set_level.csv"):
-        p = root / name
-        if p.is_file():
-            try:
-                table = _read_parquet(p, "set-level table") if name.endswith(".parquet") else pd.read_csv(p)
-            except (OSError, ValueError, UnicodeDecodeError) as err:
-                raise UserError(f"{p}: unreadable set-level table ({err.__class__.__name__}); rerun `eeg2img run`") from None
-            break
+    p = store.first_existing(SET_LEVEL_FILES)
+    if p is not None:
+        try:
+            table = _read_parquet(p, "set-level table") if p.suffix == ".parquet" else pd.read_csv(p)
+        except (OSError, ValueError, UnicodeDecodeError) as err:
+            raise UserError(f"{p}: unreadable set-level table ({err.__class__.__name__}); rerun `eeg2img run`") from None
     if table is None:
         return pd.DataFrame(columns=[*SET_LEVEL_FILE_COLUMNS, "kind"])
     missing = set(SET_LEVEL_FILE_COLUMNS) - set(table.columns)

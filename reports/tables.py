@@ -21,18 +21,18 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from metrics.stats import (
+    bootstrap_ci,
+    holm,
+    min_attainable_p,
+    paired_comparison,
+    paired_test,
+    stratified_bootstrap_ci,
+)
 from metrics.vocabulary import SET_METRICS, STATUS_OK, spec
 from reports.load import Runs
 from reports.metric_info import column_label, is_substitute
 from reports.published import REPORTED_KIND, matches_column, published_entries
-from reports.stats import (
-    bootstrap_ci,
-    holm,
-    min_attainable_p,
-    paired_test,
-    paired_trials,
-    stratified_bootstrap_ci,
-)
 
 PROTOCOL_ORDER = ["per-subject", "loso", "pooled"]
 KIND_ORDER = ["method", "floor", "oracle", REPORTED_KIND]
@@ -250,7 +250,7 @@ def significance(runs: Runs, substitutes: frozenset[str] = frozenset(), seed: in
                 row["units_can_reach"] = bool(row["units_min_p"] < ALPHA)
                 if per_trial is not None and method in per_trial and best in per_trial:
                     matched = per_trial[[method, best]].dropna()
-                    r = paired_trials(matched[method].to_numpy(), matched[best].to_numpy(), seed=seed)
+                    r = paired_comparison(matched[method].to_numpy(), matched[best].to_numpy(), seed=seed)
                     row.update(n_trials=r["n"], diff=r["diff"], diff_ci_low=r["ci_low"], diff_ci_high=r["ci_high"],
                                p_value=r["p_value"], test=r["test"])
             out.append(row)
@@ -330,7 +330,7 @@ def cross_subject_gap(runs: Runs, *, n_boot: int = 2000, seed: int = 0) -> pd.Da
         t = per_trial.get((dataset, method, metric, backbone, label))
         if t is not None and {"per-subject", "loso"} <= set(t.columns):
             matched = t[["per-subject", "loso"]].dropna()
-            r = paired_trials(matched["per-subject"].to_numpy(), matched["loso"].to_numpy(), n_boot=n_boot, seed=seed)
+            r = paired_comparison(matched["per-subject"].to_numpy(), matched["loso"].to_numpy(), n_boot=n_boot, seed=seed)
             row.update(per_subject=float(matched["per-subject"].mean()), loso=float(matched["loso"].mean()),
                        gap=r["diff"], ci_low=r["ci_low"], ci_high=r["ci_high"], p_value=r["p_value"], test=r["test"],
                        n_trials=r["n"])

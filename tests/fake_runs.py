@@ -10,7 +10,6 @@ one pooled row per (protocol, method, seed), with ``set_level_n`` as its N (belo
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
@@ -65,10 +64,11 @@ def write_fake_runs(
     backbone_fid: str = "synth-cnn",
     set_level_n: int = 60,
 ) -> Path:
-    from eeg2img.runstore import RESULT_COLUMNS, SET_LEVEL_FILE_COLUMNS
+    from eeg2img.runstore import RESULT_COLUMNS, SET_LEVEL_FILE_COLUMNS, CellKey, RunStore
     from metrics.vocabulary import spec
 
     root = Path(root)
+    store = RunStore(root)
     methods = DEFAULT_METHODS if methods is None else methods
     rng = np.random.default_rng(seed)
     stim_dir = root.parent / f"{root.name}-stimuli" / dataset
@@ -93,11 +93,9 @@ def write_fake_runs(
             for method, (offset, is_oracle) in methods.items():
                 for run_seed in seeds:
                     config_hash = hashlib.sha256(f"{method}/{run_seed}".encode()).hexdigest()
-                    cell = root / dataset / protocol / fold / method / f"seed-{run_seed}" / config_hash[:12]
-                    (cell / "recon").mkdir(parents=True, exist_ok=True)
-                    for t in trials.itertuples(index=False):
-                        colour = colours[image_ids.index(t.image_id)]
-                        write_png(cell / "recon" / f"{t.trial_id}.png", _image(rng, image_size, colour))
+                    key = CellKey(dataset, protocol, fold, method, run_seed, config_hash)
+                    recon = [(t.trial_id, _image(rng, image_size, colours[image_ids.index(t.image_id)]))
+                             for t in trials.itertuples(index=False)]
                     samples = []
                     for t in trials.itertuples(index=False):
                         base = 0.1 + offset + subject_effect[t.subject] - protocol_penalty
@@ -110,20 +108,15 @@ def write_fake_runs(
                                  ("seed", run_seed), ("config_hash", config_hash)):
                         rows[k] = v
                     rows = rows[RESULT_COLUMNS].reset_index(drop=True)
-                    meta = {"dataset": dataset, "protocol": protocol, "fold": fold, "method": method,
-                            "seed": run_seed, "config_hash": config_hash, "params": {"seed": run_seed},
-                            "is_oracle": is_oracle}
                     prov = {"config_hash": config_hash, "split_fingerprint": f"split-{protocol}-{fold}",
                             "dataset_fingerprint": f"data-{dataset}", "dataset_path": str(stim_dir.parent / "eeg.pth"),
                             "image_root": str(stim_dir), "weights": {backbone_fid: "ab" * 32},
                             "packages": {"python": "3.11.0", "torch": "2.4.0"}, "git_commit": "0123456789abcdef",
                             "device": "cpu:x86_64", "created": "2025-01-01T00:00:00+00:00"}
-                    write_text(cell / "cell.json", json.dumps(meta, indent=2))
-                    write_text(cell / "provenance.json", json.dumps(prov, indent=2))
-                    write_parquet(cell / "trials.parquet", trials)
-                    write_parquet(cell / "samples.parquet", samples)
-                    write_parquet(cell / "metrics.parquet", rows)
-                    write_text(cell / "DONE", "done\n")
+                    store.start(key, {"seed": run_seed}, is_oracle, prov)
+                    for trial_id, image in recon:
+                        store.save_reconstruction(key, trial_id, image)
+                    store.finish(key, trials, samples, rows, prov)
                     all_rows.append(rows)
         for method, (offset, _) in methods.items():
             for run_seed in seeds:
@@ -136,8 +129,6 @@ def write_fake_runs(
                                  "ci_high": value + 10 if ok else np.nan, "n": set_level_n,
                                  "min_n": spec("fid").min_n, "status": "ok" if ok else "N < min",
                                  "warning": "N < 2048: biased upwards" if ok else ""})
-    write_csv(root / "set_level.csv", pd.DataFrame(set_rows, columns=SET_LEVEL_FILE_COLUMNS))
-    table = pd.concat(all_rows, ignore_index=True)
-    write_csv(root / "results.csv", table)
-    write_parquet(root / "results.parquet", table)
+    store.write_set_level(pd.DataFrame(set_rows, columns=SET_LEVEL_FILE_COLUMNS))
+    store.write_results()
     return root

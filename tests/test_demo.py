@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from eeg2img.demo import DemoScale, demo_dataset, run_demo
+from eeg2img.cli.demo import DemoScale, demo_dataset, run_demo
 from eeg2img.methods import available_methods
 from eeg2img.runstore import RESULT_COLUMNS
 
@@ -94,8 +94,8 @@ def _in_domain_means(table: pd.DataFrame) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def ordering_table(tmp_path_factory):
-    from eeg2img.config import DatasetSpec, GridConfig
-    from eeg2img.runner import run_grid
+    from eeg2img.grid.config import DatasetSpec, GridConfig
+    from eeg2img.grid.runner import run_grid
 
     out = tmp_path_factory.mktemp("ordering")
     scale = DemoScale(subjects=2, classes=5, images_per_class=16, image_size=32)

@@ -411,3 +411,45 @@ def test_is_splits_hold_at_least_ten_images():
     from metrics.vocabulary import is_splits_for
 
     assert [is_splits_for(n) for n in (5, 19, 20, 39, 60, 100, 5000)] == [0, 1, 2, 3, 6, 10, 10]
+
+
+# --- one path per metric ------------------------------------------------------------------------------------------
+def test_the_engine_reports_what_the_proven_metric_classes_compute(pair, offline_cache):
+    """Every value the engine reports equals the torchmetrics-style class (the one the reference tests prove)
+    fed with the same images or backbone outputs: there is no second implementation inside the engine."""
+    from metrics import FID, KID, SSIM, Identification, InceptionScore, NWayAccuracy, PixCorr
+    from metrics.set_level import SetLevelOptions
+
+    pred, ref = pair
+    backbone = build_backbone("proxy")
+    engine = MetricsEngine(("ssim", "pixcorr", "fid", "kid", "is", "nway", "acc"), backbones=[backbone], seed=3,
+                           identification_n_way=4, acc_n_way=5, use_cache=False, enforce_min_n=False, n_boot=0,
+                           set_n_boot={"fid": 1, "kid": 1, "is": 1})
+    report = _quiet_evaluate(engine, pred, ref)
+    p, r = backbone.extract(pred), backbone.extract(ref)
+    n = len(pred)
+
+    def through(metric, *updates):
+        for args in updates:
+            metric.update(*args)
+        value = metric.compute()
+        return value[0] if isinstance(value, tuple) else value
+
+    expected = {
+        "ssim@pixels": through(SSIM(protocol="mindeye", size=425), (pred, ref)),
+        "pixcorr@pixels": through(PixCorr(size=425), (pred, ref)),
+        "fid@proxy": through(FID(), (p["features"], False), (r["features"], True)),
+        "kid@proxy": through(KID(subsets=100, subset_size=min(1000, n), seed=3), (p["features"], False),
+                             (r["features"], True)),
+        "is@proxy": through(InceptionScore(splits=SetLevelOptions(enforce_min_n=False).splits(n)), (p["logits"],)),
+        "nway@proxy": through(Identification(n_way=4, seed=3), (p["features"], r["features"])),
+        "acc@proxy": through(NWayAccuracy(n_way=5, seed=3), (p["logits"], r["logits"].argmax(1))),
+    }
+    got = {name: report.results[name].value for name in expected}
+    fid = got.pop("fid@proxy"), expected.pop("fid@proxy")
+    assert got == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    # FID with fewer samples than feature dimensions is computed in the samples' span (an exact identity,
+    # tests/test_metrics_core_distributions.py): equal up to the round-off of two float64 routes.
+    assert fid[0] == pytest.approx(fid[1], rel=1e-5, abs=1e-8)
+    # ...and a planted change in one input moves the engine and the class alike (the check can fail).
+    assert got["ssim@pixels"] != pytest.approx(through(SSIM(protocol="mindeye", size=425), (ref, ref)), rel=1e-3)

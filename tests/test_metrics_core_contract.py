@@ -12,7 +12,6 @@ import pytest
 from eeg2img.errors import UserError
 from metrics.accuracy import nway_topk_accuracy
 from metrics.base import MetricResult
-from metrics.bootstrap import bootstrap_ci, bootstrap_set_metric, paired_comparison, per_subject
 from metrics.clip_score import CLIPScore, aggregate_clip_score, clip_score_from_embeddings
 from metrics.fid import FID, fid_from_features, frechet_distance
 from metrics.identification import nway_identification
@@ -20,6 +19,7 @@ from metrics.inception_score import inception_score_from_logits
 from metrics.kid import kid_from_features
 from metrics.pixcorr import pixcorr
 from metrics.ssim import SSIM, ssim
+from metrics.stats import bootstrap_ci, bootstrap_set_metric, paired_comparison, per_subject
 
 RNG = np.random.default_rng(0)
 F10 = RNG.normal(size=(10, 4))

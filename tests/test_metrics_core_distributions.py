@@ -32,8 +32,8 @@ def feature_pair(request):
 
 
 def test_fid_of_resamples_equals_fid_of_each_resample():
-    from metrics.bootstrap import bootstrap_set_metric, resample_indices
     from metrics.fid import fid_of_resamples
+    from metrics.stats import bootstrap_set_metric, resample_indices
 
     # n ≥ d (the eigenproblem of Σ1Σ2) and n < d (the singular values of X̃Ỹᵀ)
     for d in (8, 40):
@@ -52,9 +52,9 @@ def test_fid_of_resamples_equals_fid_of_each_resample():
 
 
 def test_kid_and_is_of_resamples_equal_each_resample():
-    from metrics.bootstrap import resample_indices
     from metrics.inception_score import inception_score_of_resamples
     from metrics.kid import kid_of_resamples
+    from metrics.stats import resample_indices
 
     a, b = _features(30, 6, 41), _features(30, 6, 42, shift=0.4)
     indices = resample_indices(30, 20, seed=5)
@@ -69,8 +69,8 @@ def test_kid_and_is_of_resamples_equal_each_resample():
 
 @pytest.mark.parametrize("metric", ["kid", "is"])
 def test_set_level_kid_and_is_cis_are_the_bootstrap_of_the_reference_metric(metric):
-    from metrics.bootstrap import bootstrap_set_metric
     from metrics.set_level import SetLevelOptions, compute
+    from metrics.stats import bootstrap_set_metric
 
     options = SetLevelOptions(seed=3, n_boot=30)
     a, b = _features(40, 16, 44), _features(40, 16, 45, shift=0.3)
@@ -87,8 +87,8 @@ def test_set_level_kid_and_is_cis_are_the_bootstrap_of_the_reference_metric(metr
 
 
 def test_set_level_fid_ci_is_the_bootstrap_of_the_reference_fid():
-    from metrics.bootstrap import bootstrap_set_metric
     from metrics.set_level import SetLevelOptions, compute
+    from metrics.stats import bootstrap_set_metric
 
     a, b = _features(60, 128, 33), _features(60, 128, 34, shift=0.3)  # N1 + N2 < d: the span projection applies
     row = compute("fid", (a, b), SetLevelOptions(seed=2, n_boot=40))

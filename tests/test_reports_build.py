@@ -12,7 +12,7 @@ import pytest
 from fake_runs import write_fake_runs
 from PIL import Image
 
-from reports.cli import main
+from eeg2img.cli import main
 
 METHODS = ["neuroimagen", "latent-ridge", "floor-mean", "oracle-stimulus"]
 SSIM = "SSIM ↑ [pixels, 425px, grey]"
@@ -24,7 +24,7 @@ def report(tmp_path_factory):
     base = tmp_path_factory.mktemp("report")
     runs = write_fake_runs(base / "runs", protocols=("per-subject", "loso", "pooled"))
     out = base / "out"
-    assert main([str(runs), "--out", str(out), "--n-boot", "500", "--grid-trials", "3"]) == 0
+    assert main(["report", str(runs), "--out", str(out), "--n-boot", "500", "--grid-trials", "3"]) == 0
     return runs, out
 
 
@@ -127,7 +127,7 @@ def test_published_numbers_appear_beside_ours_for_eeg_cvpr40_pooled(tmp_path):
     runs = write_fake_runs(tmp_path / "runs", dataset="eeg_5_95_std", protocols=("pooled",),
                            methods={"neuroimagen": (0.3, False), "floor-mean": (0.0, False)})
     out = tmp_path / "out"
-    assert main([str(runs), "--out", str(out), "--n-boot", "200"]) == 0
+    assert main(["report", str(runs), "--out", str(out), "--n-boot", "200"]) == 0
     pngs = {p.name for p in out.glob("*.png")}
     assert pngs == {"per-subject-scores_eeg_5_95_std.png", "metric-correlations_eeg_5_95_std.png",
                     "reconstructions_eeg_5_95_std.png"}
@@ -144,23 +144,23 @@ def test_published_numbers_appear_beside_ours_for_eeg_cvpr40_pooled(tmp_path):
 
 
 def test_bad_inputs_exit_2_with_one_line(tmp_path, capsys):
-    assert main([str(tmp_path / "nope"), "--out", str(tmp_path / "out")]) == 2
+    assert main(["report", str(tmp_path / "nope"), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no such runs directory" in err
     runs = write_fake_runs(tmp_path / "runs", protocols=("pooled",), methods={"floor-mean": (0.0, False)})
     (tmp_path / "file").write_text("x")
-    assert main([str(runs), "--out", str(tmp_path / "file")]) == 2
+    assert main(["report", str(runs), "--out", str(tmp_path / "file")]) == 2
     assert "not a directory" in capsys.readouterr().err
     next(runs.rglob("samples.parquet")).write_bytes(b"garbage")
-    assert main([str(runs), "--out", str(tmp_path / "out2"), "--ci", "trials"]) == 2
+    assert main(["report", str(runs), "--out", str(tmp_path / "out2"), "--ci", "trials"]) == 2
     err = capsys.readouterr().err
     assert "samples.parquet: unreadable" in err and err.count("\n") == 1
     assert not (tmp_path / "out2").exists()  # everything is computed before the first write
     next(runs.rglob("samples.parquet")).unlink()
     next(runs.rglob("trials.parquet")).write_bytes(b"garbage")
-    assert main([str(runs), "--out", str(tmp_path / "out2")]) == 2
+    assert main(["report", str(runs), "--out", str(tmp_path / "out2")]) == 2
     assert "trials.parquet: unreadable" in capsys.readouterr().err and not (tmp_path / "out2").exists()
-    assert main([str(runs), "--out", str(tmp_path / "out3"), "--n-boot", "5"]) == 2
+    assert main(["report", str(runs), "--out", str(tmp_path / "out3"), "--n-boot", "5"]) == 2
 
 
 # --- headless Chromium ---------------------------------------------------------------------------------------

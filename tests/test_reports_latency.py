@@ -1,6 +1,5 @@
 """`eeg2img report latency`: pytest-benchmark history → table and plot over commits, regressions flagged."""
 
-import argparse
 import copy
 import json
 import subprocess
@@ -10,8 +9,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from eeg2img.cli import main
 from eeg2img.errors import UserError
-from reports.cli import add_report_arguments, main, run_report
 from reports.latency import build_latency_report, flag_regressions, load_history
 
 MACHINE = "Linux-CPython-3.11-64bit"
@@ -85,7 +84,7 @@ def test_machines_are_compared_only_with_themselves(history):
 
 def test_report_files_and_cli_exit_codes(history, tmp_path, capsys):
     out = tmp_path / "latency"
-    assert main(["latency", "--history", str(history), "--out", str(out)]) == 0
+    assert main(["report", "latency", "--history", str(history), "--out", str(out)]) == 0
     stdout = capsys.readouterr().out
     assert "REGRESSION" in stdout and "test_encoder_cpu" in stdout and "+60%" in stdout
     assert {p.name for p in out.iterdir()} == {"latency.csv", "latency.md", "latency.png", "latency.html"}
@@ -99,15 +98,25 @@ def test_report_files_and_cli_exit_codes(history, tmp_path, capsys):
     assert "http://" not in html and "https://" not in html and "data:image/png;base64," in html
     with Image.open(out / "latency.png") as im:
         assert im.size[0] > 300
-    assert main(["latency", "--history", str(history), "--out", str(out), "--fail-on-regression"]) == 1
+    assert main(["report", "latency", "--history", str(history), "--out", str(out), "--fail-on-regression"]) == 1
 
 
-def test_lead_style_report_parser_dispatches_latency(history, tmp_path):
-    parser = add_report_arguments(argparse.ArgumentParser())
-    args = parser.parse_args(["latency", "--history", str(history), "--out", str(tmp_path / "o"),
-                              "--threshold", "0.9", "--fail-on-regression"])
-    assert run_report(args) == 0  # 60% is under a 90% threshold
+def test_report_latency_is_its_own_subcommand_and_a_runs_dir_named_latency_stays_reachable(history, tmp_path):
+    assert main(["report", "latency", "--history", str(history), "--out", str(tmp_path / "o"),
+                 "--threshold", "0.9", "--fail-on-regression"]) == 0  # 60% is under a 90% threshold
     assert (tmp_path / "o" / "latency.html").is_file()
+
+
+def test_a_runs_directory_named_latency_is_reached_through_report_runs(tmp_path, monkeypatch, capsys):
+    from fake_runs import write_fake_runs
+
+    write_fake_runs(tmp_path / "latency", protocols=("per-subject",))
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", "runs", "latency", "--out", "out", "--n-boot", "200", "--grid-trials", "2"]) == 0
+    assert (tmp_path / "out" / "index.html").is_file() and "report:" in capsys.readouterr().out
+    # The bare word still selects the latency report, which says what it wanted.
+    assert main(["report", "latency", "--out", "o2"]) == 2
+    assert "benchmark history" in capsys.readouterr().err
 
 
 def test_bad_history_inputs(tmp_path, capsys):
@@ -124,7 +133,7 @@ def test_bad_history_inputs(tmp_path, capsys):
     (bad / "0001_x.json").write_text(json.dumps({"benchmarks": [{"fullname": "x", "stats": {}}]}))
     with pytest.raises(UserError, match="has no stats.median"):
         load_history(tmp_path / "bad")
-    assert main(["latency", "--history", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
+    assert main(["report", "latency", "--history", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
     assert capsys.readouterr().err.count("\n") == 1
     ok = tmp_path / "ok"
     write_run(ok, 1, "a" * 40, "2025-01-01T10:00:00+00:00", {ENC: 0.01})

@@ -8,11 +8,11 @@ import pytest
 from fake_runs import write_fake_runs
 
 from eeg2img.errors import UserError
+from metrics.stats import paired_comparison, paired_test
 from reports import tables
 from reports.load import load_runs
 from reports.metric_info import column_label, is_substitute
 from reports.published import dataset_family, published_entries
-from reports.stats import paired_test, paired_trials
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,7 @@ def test_significance_is_the_paired_test_against_the_best_real_method(runs, raw)
         trials = tables.trial_values(runs)
         trials = trials[(trials["protocol"] == protocol) & (trials["metric"] == metric)]
         wide = trials.pivot_table(index="trial_id", columns="method", values="value")
-        expected = paired_trials(wide["floor-mean"].to_numpy(), wide[best].to_numpy())
+        expected = paired_comparison(wide["floor-mean"].to_numpy(), wide[best].to_numpy())
         assert row["n_trials"] == len(wide) == 12 and row["diff"] == pytest.approx(expected["diff"])
         assert row["p_value"] == pytest.approx(expected["p_value"])
     # Three subjects: the smallest possible two-sided sign-flip p over units is 2/8 — and the table says so —

@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 import slow_method
 
-from eeg2img.config import parse_config
 from eeg2img.errors import UserError
-from eeg2img.runner import plan, run_grid
+from eeg2img.grid.config import parse_config
+from eeg2img.grid.runner import plan, run_grid
 from eeg2img.runstore import RESULT_COLUMNS, RunStore
 
 TESTS = Path(__file__).parent
@@ -77,7 +77,7 @@ def test_killed_run_resumes_without_lost_or_duplicated_rows(tmp_path, tiny_synth
         sys.path.insert(0, {str(TESTS)!r})
         import slow_method
         from test_runner import grid
-        from eeg2img.runner import run_grid
+        from eeg2img.grid.runner import run_grid
         from pathlib import Path
         run_grid(grid(Path({str(tiny_synth_dir)!r}), delay=0.5), {str(killed)!r}, progress=False)
         """
@@ -210,7 +210,7 @@ def test_every_cell_runs_with_the_fixed_thread_count_and_records_it(tmp_path, ti
 
     import torch
 
-    from eeg2img.runner import CELL_THREADS
+    from eeg2img.grid.runner import CELL_THREADS
 
     before = torch.get_num_threads()
     torch.set_num_threads(2)
@@ -227,7 +227,7 @@ def test_every_cell_runs_with_the_fixed_thread_count_and_records_it(tmp_path, ti
 
 def test_process_pool_runs_methods_registered_outside_the_plugins_with_the_inline_numbers(tmp_path, tiny_synth_dir):
     # test-slow-mean is registered by this test module only: spawned workers must import it themselves
-    from eeg2img.runner import make_executor
+    from eeg2img.grid.runner import make_executor
 
     config = grid(tiny_synth_dir, methods={"test-slow-mean": {}, "floor-random": {}})
     inline = run_grid(config, tmp_path / "inline", progress=False)

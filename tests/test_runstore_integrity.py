@@ -17,9 +17,9 @@ import slow_method  # noqa: F401 - registers test-slow-mean
 
 from eeg2img.atomic import remove_stale_temps, write_text
 from eeg2img.cli import main
-from eeg2img.config import parse_config
 from eeg2img.errors import UserError
-from eeg2img.runner import run_grid
+from eeg2img.grid.config import parse_config
+from eeg2img.grid.runner import run_grid
 from eeg2img.runstore import RESULT_COLUMNS, RunStore
 
 TESTS = Path(__file__).parent

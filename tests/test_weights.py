@@ -165,7 +165,7 @@ def test_importing_never_downloads():
     code = ("import urllib.request\n"
             "def boom(*a, **k): raise SystemExit('download at import')\n"
             "urllib.request.urlopen = boom\n"
-            "import eeg2img.weights, metrics.engine, metrics.cli, metrics.backbones.registry\n"
+            "import eeg2img.weights, metrics.engine, eeg2img.cli.evaluate, metrics.backbones.registry\n"
             "import metrics.backbones.inception, metrics.backbones.clip, metrics.backbones.indomain\n")
     env = {k: v for k, v in os.environ.items() if k != "EEG2IMG_OFFLINE"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)

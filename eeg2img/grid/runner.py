@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from eeg2img.config import GridConfig
 from eeg2img.datasets.base import EEGDataset
 from eeg2img.errors import UserError
+from eeg2img.grid.config import GridConfig
 from eeg2img.methods import build_method
 from eeg2img.provenance import config_hash, provenance
 from eeg2img.runstore import POOLED_KEYS, RESULT_COLUMNS, SET_LEVEL_FILE_COLUMNS, CellKey, RunStore
@@ -75,8 +75,11 @@ class FoldJob:
 
     def inputs(self) -> dict:
         """Everything besides the method that decides this fold's cells (what their keys cover)."""
+        from eeg2img.seeding import TRIAL_SEED_RULE
+
         return {"dataset": self.dataset_fingerprint, "dataset_options": dict(self.dataset_options),
-                "split": self.split_fingerprint, "metrics": json.loads(self.metric_spec)}
+                "split": self.split_fingerprint, "metrics": json.loads(self.metric_spec),
+                "trial_seeds": TRIAL_SEED_RULE}
 
     def cell_key(self, spec: MethodSpec) -> CellKey:
         return CellKey(self.dataset_name, self.protocol, self.fold, spec.name, self.seed,

@@ -41,7 +41,7 @@ def demo_dataset(out: Path, scale: DemoScale, seed: int) -> Path:
 
 
 def demo_config(dataset_path: Path, scale: DemoScale, quick: bool):
-    from eeg2img.config import DatasetSpec, GridConfig
+    from eeg2img.grid.config import DatasetSpec, GridConfig
     from eeg2img.methods import available_methods, quick_params
 
     methods = {name: (quick_params(name) if quick else {}) for name in available_methods()}
@@ -60,7 +60,7 @@ def demo_config(dataset_path: Path, scale: DemoScale, quick: bool):
 
 
 def run_demo(out: str | Path = "demo-out", quick: bool = False, seed: int = 0) -> int:
-    from eeg2img.runner import run_grid
+    from eeg2img.grid.runner import run_grid
 
     out = Path(out)
     scale = QUICK if quick else FULL

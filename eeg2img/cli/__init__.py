@@ -1,6 +1,7 @@
-"""The ``eeg2img`` command line.
+"""The ``eeg2img`` command line: one parser, every subcommand (the top floor; nothing imports it).
 
-Every problem with the user's input ends as one line on stderr (``eeg2img: error: ...``) and exit
+``data``, ``splits`` and ``run`` live here; ``evaluate``, ``report`` and ``demo`` in their own modules
+of this package. Every problem with the user's input ends as one line on stderr (``eeg2img: error: ...``) and exit
 code 2, with no traceback and nothing half-written.
 """
 
@@ -70,21 +71,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--prune", action="store_true",
                      help="first delete the cells of the runs directory that this config does not refer to")
 
-    evaluate = sub.add_parser("evaluate", help="evaluate a folder of reconstructions against the stimuli")
-    try:
-        from metrics.cli import add_evaluate_arguments
+    from eeg2img.cli import evaluate as evaluate_cli
+    from eeg2img.cli import report as report_cli
 
-        add_evaluate_arguments(evaluate)
-    except ImportError:
-        evaluate.set_defaults(_unavailable="the metrics engine is not installed")
+    evaluate_cli.add_arguments(sub.add_parser("evaluate", help="evaluate a folder of reconstructions against the stimuli"))
 
-    report = sub.add_parser("report", help="build the leaderboard report of a runs directory, or `report latency`")
-    try:
-        from reports.cli import add_report_arguments
-
-        add_report_arguments(report)
-    except ImportError:
-        report.set_defaults(_unavailable="the reports package is not installed")
+    report = sub.add_parser("report", help="the leaderboard report of a runs directory ([runs] RUNS_DIR), or the "
+                                           "benchmark latency history (latency)")
+    report_sub = report.add_subparsers(dest="report_command", required=True, parser_class=_Parser)
+    report_cli.add_report_arguments(report_sub.add_parser("runs", help="the leaderboard report of a runs directory"))
+    report_cli.add_latency_arguments(report_sub.add_parser("latency", help="the pytest-benchmark latency history"))
 
     demo = sub.add_parser("demo", help="synthetic data → every method → metrics → results table and report")
     demo.add_argument("--out", type=Path, default=Path("demo-out"))
@@ -93,11 +89,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+REPORT_COMMANDS = ("runs", "latency")
+
+
+def _with_default_report_command(argv: list[str]) -> list[str]:
+    """``report RUNS_DIR ...`` means ``report runs RUNS_DIR ...`` (the form every guide uses)."""
+    if len(argv) > 1 and argv[0] == "report" and argv[1] not in (*REPORT_COMMANDS, "-h", "--help"):
+        return [argv[0], "runs", *argv[1:]]
+    return argv
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
-        if getattr(args, "_unavailable", None):
-            raise UserError(f"{args.command}: {args._unavailable}")
+        argv = list(sys.argv[1:] if argv is None else argv)
+        args = build_parser().parse_args(_with_default_report_command(argv))
         return int(_dispatch(args) or 0)
     except UserError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
@@ -139,15 +144,15 @@ def _dispatch(args) -> int:
     if args.command == "run":
         return _run(args)
     if args.command == "evaluate":
-        from metrics.cli import run_evaluate
+        from eeg2img.cli.evaluate import run as run_evaluate
 
         return run_evaluate(args)
     if args.command == "report":
-        from reports.cli import run_report
+        from eeg2img.cli.report import run_latency, run_report
 
-        return run_report(args)
+        return (run_latency if args.report_command == "latency" else run_report)(args)
     if args.command == "demo":
-        from eeg2img.demo import run_demo
+        from eeg2img.cli.demo import run_demo
 
         return run_demo(args.out, quick=args.quick, seed=args.seed)
     raise UserError(f"unknown command {args.command}")
@@ -172,8 +177,8 @@ def _splits(args) -> int:
 
 
 def _run(args) -> int:
-    from eeg2img.config import load_config
-    from eeg2img.runner import make_executor, run_grid
+    from eeg2img.grid.config import load_config
+    from eeg2img.grid.runner import make_executor, run_grid
 
     config = load_config(args.config)
     runs_dir = args.out or (Path(config.runs_dir) if config.runs_dir else Path("runs"))
@@ -182,6 +187,3 @@ def _run(args) -> int:
     print(f"{len(table)} result rows → {runs_dir / 'results.csv'}")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

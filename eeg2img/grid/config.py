@@ -23,7 +23,7 @@ Every value is checked for its type and range here (booleans are booleans, lists
 ``[0, 2**32)``), and every method parameter against the method's constructor: its name and, where the
 constructor has a default, its type. A problem is one line naming the key and the TOML that fixes it.
 Whether a backbone's weights can be found and whether a dataset's subjects exist is checked by
-:func:`eeg2img.runner.preflight`, still before any work.
+:func:`eeg2img.grid.runner.preflight`, still before any work.
 """
 
 from __future__ import annotations

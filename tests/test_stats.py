@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from scipy.stats import wilcoxon
 
-from reports.stats import (
+from eeg2img.errors import UserError
+from metrics.stats import (
     bootstrap_ci,
     paired_test,
     sign_flip_permutation_test,
@@ -57,7 +58,7 @@ def test_paired_test_switches_to_wilcoxon_at_20_pairs_like_moabb():
     assert name19 == "sign-flip permutation"
     assert p19 == pytest.approx(sign_flip_permutation_test(a[:19] - b[:19]))
     assert np.isnan(paired_test([1.0], [0.0])[0])
-    with pytest.raises(ValueError):
+    with pytest.raises(UserError, match="same trials"):
         paired_test([1.0, 2.0], [1.0])
 
 
@@ -84,7 +85,7 @@ def test_stratified_bootstrap_matches_the_mean_of_group_means():
 
 # --- power, effect sizes and multiplicity ------------------------------------------------------------------------
 def test_min_attainable_p_is_what_the_unit_test_returns_for_the_most_extreme_data():
-    from reports.stats import min_attainable_p
+    from metrics.stats import min_attainable_p
 
     for n in (2, 3, 5, 6, 12, 25):
         assert paired_test(np.full(n, 1.0) + np.arange(n) * 1e-3, np.zeros(n))[0] == pytest.approx(min_attainable_p(n))
@@ -92,7 +93,7 @@ def test_min_attainable_p_is_what_the_unit_test_returns_for_the_most_extreme_dat
 
 
 def test_trial_level_test_detects_a_planted_difference_that_three_units_cannot():
-    from reports.stats import paired_trials
+    from metrics.stats import paired_comparison
 
     rng = np.random.default_rng(3)
     subjects = np.repeat([1, 2, 3], 20)  # 3 subjects × 20 matched trials
@@ -102,15 +103,15 @@ def test_trial_level_test_detects_a_planted_difference_that_three_units_cannot()
     units_b = [b[subjects == s].mean() for s in (1, 2, 3)]
     p_units, _ = paired_test(units_a, units_b)
     assert p_units == pytest.approx(0.25)  # the most extreme result three units can give: never significant
-    r = paired_trials(a, b, n_boot=1000, seed=0)
+    r = paired_comparison(a, b, n_boot=1000, seed=0)
     assert r["n"] == 60 and r["p_value"] < 0.001
     assert r["ci_low"] > 0 and r["diff"] == pytest.approx(float((a - b).mean()))
-    null = paired_trials(b + rng.normal(0, 0.05, size=60), b, seed=0)  # no planted difference
+    null = paired_comparison(b + rng.normal(0, 0.05, size=60), b, seed=0)  # no planted difference
     assert null["p_value"] > 0.05 and null["ci_low"] < 0 < null["ci_high"]
 
 
 def test_holm_matches_the_step_down_procedure_worked_by_hand():
-    from reports.stats import holm
+    from metrics.stats import holm
 
     # Holm (1979): sorted p (0.01, 0.02, 0.03, 0.04) × (4, 3, 2, 1) = (0.04, 0.06, 0.06, 0.04), made monotone.
     np.testing.assert_allclose(holm([0.03, 0.01, 0.04, 0.02]), [0.06, 0.04, 0.06, 0.06])

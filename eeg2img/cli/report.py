@@ -1,16 +1,14 @@
-"""Command-line entry points the ``eeg2img`` CLI wires in.
+"""``eeg2img report``: two subcommands with their own parsers.
 
-- ``eeg2img report RUNS_DIR --out DIR``: :func:`add_report_arguments` / :func:`run_report`.
-- ``eeg2img report latency [--history DIR] --out DIR``: :func:`add_latency_arguments` / :func:`run_latency`.
-
-``python -m reports ...`` runs the same two commands through :func:`main` (``latency`` as the first
-word selects the latency report).
+- ``eeg2img report [runs] RUNS_DIR --out DIR``: the leaderboard report of a runs directory
+  (``runs`` is the default subcommand, so ``eeg2img report RUNS_DIR`` works; a runs directory that is
+  itself called ``latency`` is reached as ``eeg2img report runs latency``).
+- ``eeg2img report latency [--history DIR] --out DIR``: the saved pytest-benchmark history.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from eeg2img.errors import UserError
@@ -18,7 +16,7 @@ from reports.regression_rule import DEFAULT_THRESHOLD, STATS
 
 
 def add_report_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("runs_dir", type=Path, metavar="RUNS_DIR", help="runs directory written by `eeg2img run` (or the word `latency`: benchmark latency report)")
+    parser.add_argument("runs_dir", type=Path, metavar="RUNS_DIR", help="runs directory written by `eeg2img run`")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR",
                         help="output folder: index.html, leaderboard.md/.csv, per_subject.csv, plots (PNG)")
     parser.add_argument("--ci", choices=["units", "trials"], default="units",
@@ -26,17 +24,12 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
     parser.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and Monte-Carlo tests")
     parser.add_argument("--grid-trials", type=int, default=8, help="test trials per reconstruction grid")
-    latency = parser.add_argument_group("latency report (`report latency --out DIR`)")
-    _latency_options(latency)
     return parser
 
 
 def run_report(args: argparse.Namespace) -> int:
     from reports.build import build_report
 
-    # `eeg2img report latency ...` reaches this parser when the CLI wires only the report command.
-    if str(args.runs_dir) == "latency" and not args.runs_dir.is_dir():
-        return run_latency(args)
     if args.n_boot < 100:
         raise UserError(f"--n-boot {args.n_boot}: too few resamples for a 95% CI; use at least 100")
     if args.grid_trials < 1:
@@ -73,16 +66,3 @@ def run_latency(args: argparse.Namespace) -> int:
               f"{getattr(r, args.stat) * 1e3:.3g} ms ({r.commit_short}), {r.change:+.0%}")
     print(f"wrote {len(written)} files to {args.out}; {len(regressions)} regression(s) in the latest runs")
     return 1 if regressions.shape[0] and args.fail_on_regression else 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    latency = bool(argv) and argv[0] == "latency"
-    parser = argparse.ArgumentParser(prog="python -m reports" + (" latency" if latency else ""))
-    (add_latency_arguments if latency else add_report_arguments)(parser)
-    args = parser.parse_args(argv[1:] if latency else argv)
-    try:
-        return (run_latency if latency else run_report)(args)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return UserError.exit_code

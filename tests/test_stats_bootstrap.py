@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metrics.bootstrap import bootstrap_ci, bootstrap_means, bootstrap_set_metric, paired_comparison, per_subject
+from metrics.stats import bootstrap_ci, bootstrap_means, bootstrap_set_metric, paired_comparison, per_subject
 
 
 def test_ci_contains_the_mean_and_narrows_with_n():
@@ -40,7 +40,10 @@ def test_bootstrap_means_stay_within_the_data_range(values, seed):
     means = bootstrap_means(values, n_boot=50, seed=seed)
     assert means.min() >= min(values) - 1e-9 and means.max() <= max(values) + 1e-9
     lo, hi = bootstrap_ci(values, n_boot=50, seed=seed)
-    assert lo <= hi
+    if len(values) < 2:  # one value has no spread to resample: no interval rather than a degenerate one
+        assert np.isnan(lo) and np.isnan(hi)
+    else:
+        assert lo <= hi
 
 
 def test_per_subject_groups_trials():
@@ -65,14 +68,21 @@ def test_paired_comparison_exact_p_value_matches_brute_force():
     out = paired_comparison(a, b)
     assert out["diff"] == pytest.approx((a - b).mean())
     assert out["p_value"] == pytest.approx(_exact_sign_flip_p(a - b))
-    assert out["ci95"][0] <= out["diff"] <= out["ci95"][1] and out["n"] == 10
+    assert out["ci_low"] <= out["diff"] <= out["ci_high"] and out["n"] == 10
 
 
 def test_paired_comparison_monte_carlo_agrees_with_exact():
+    from metrics.stats import EXACT_MAX_PAIRS, sign_flip_permutation_test
+
     rng = np.random.default_rng(3)
-    a, b = rng.normal(0.3, 1, 14), rng.normal(0, 1, 14)  # 2^14 > 2000 permutations: Monte Carlo path
+    a, b = rng.normal(0.3, 1, 14), rng.normal(0, 1, 14)
+    assert paired_comparison(a, b)["p_value"] == pytest.approx(_exact_sign_flip_p(a - b))  # exact up to 19 pairs
+    n = EXACT_MAX_PAIRS + 5  # beyond it: Monte Carlo, seeded, and named as such
+    a, b = rng.normal(0.3, 1, n), rng.normal(0, 1, n)
     out = paired_comparison(a, b, n_permutations=2000, seed=1)
-    assert out["p_value"] == pytest.approx(_exact_sign_flip_p(a - b), abs=0.03)
+    assert out["test"].endswith("(2000 patterns)")
+    reference = sign_flip_permutation_test(a - b, n_permutations=200_000, seed=7)
+    assert out["p_value"] == pytest.approx(reference, abs=0.03)
     assert out == paired_comparison(a, b, n_permutations=2000, seed=1)
 
 
@@ -81,7 +91,7 @@ def test_paired_comparison_detects_a_real_difference_and_not_a_null_one():
     base = rng.random(200)
     better = base + 0.05 + 0.02 * rng.normal(size=200)
     strong = paired_comparison(better, base, n_permutations=2000)
-    assert strong["p_value"] < 0.01 and strong["ci95"][0] > 0
+    assert strong["p_value"] < 0.01 and strong["ci_low"] > 0
     same = paired_comparison(base, base)
     assert same["diff"] == 0.0 and same["p_value"] == 1.0
 
