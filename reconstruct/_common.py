@@ -124,6 +124,67 @@ def load_component(directory: str | Path, what: str) -> tuple[dict[str, torch.Te
     return state, cfg
 
 
+class Component:
+    """A trained NeuroImagen stage: a config dataclass, one torch module, and save/load written once.
+
+    Subclasses set ``config_class`` and ``what`` (the name in error messages), keep the fitted module
+    in ``module_``, and say what else a saved copy needs: :meth:`_meta` (the sizes learned in ``fit``),
+    :meth:`_restore` (set them back) and :meth:`_rebuild` (the empty module for those sizes).
+    """
+
+    config_class: type
+    what: str = "component"
+    empty_history: Any = list
+
+    def __init__(self, config: Any = None, **overrides: Any):
+        self.config = make_config(self.config_class, config, overrides)
+        self.module_: torch.nn.Module | None = None
+        self.history_ = self.empty_history()
+
+    def _check_fitted(self) -> torch.nn.Module:
+        if self.module_ is None:
+            raise UserError(f"{type(self).__name__}: not fitted; call fit() or load() first")
+        return self.module_
+
+    def _meta(self) -> dict[str, Any]:
+        return {}
+
+    def _restore(self, meta: dict[str, Any]) -> None:
+        pass
+
+    def _rebuild(self, meta: dict[str, Any]) -> torch.nn.Module:
+        raise NotImplementedError
+
+    @staticmethod
+    def _upgrade_config(config: dict[str, Any]) -> dict[str, Any]:
+        """A saved config from an older version, brought up to date (default: unchanged)."""
+        return config
+
+    def save(self, directory: str | Path) -> Path:
+        module = self._check_fitted()
+        meta = {"config": dataclasses.asdict(self.config), **self._meta(), "history": self.history_}
+        return save_component(directory, module.state_dict(), meta)
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str | None = None):
+        state, meta = load_component(directory, cls.what)
+        config = cls._upgrade_config(dict(meta["config"]))
+        if device is not None:
+            config["device"] = device
+        obj = cls(config)
+        obj._restore(meta)
+        module = obj._rebuild(meta)
+        try:
+            module.load_state_dict(state)
+        except RuntimeError as err:
+            raise UserError(f"{directory}: {cls.what} weights do not match its config ({str(err)[:80]}); "
+                            "re-save") from None
+        obj.module_ = module.to(resolve_device(obj.config.device)).eval()
+        history = meta.get("history")
+        obj.history_ = obj.empty_history() if history is None else history
+        return obj
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()

@@ -12,8 +12,7 @@ random batches over 40 classes would hold almost no positive pairs.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -23,13 +22,11 @@ from tqdm.auto import tqdm
 
 from eeg2img.errors import UserError
 from reconstruct._common import (
+    Component,
     batches,
     check_eeg,
-    load_component,
-    make_config,
     on_config_device_threads,
     resolve_device,
-    save_component,
 )
 
 
@@ -172,15 +169,16 @@ class EEGEmbedding(nn.Module):
 
 
 # --- the estimator -----------------------------------------------------------------------------------------
-class TripletEEGEncoder:
+class TripletEEGEncoder(Component):
     """f_θ: EEG trials → unit-norm embeddings in which trials of one class lie close together."""
 
+    config_class = EncoderConfig
+    what = "EEG encoder"
+
     def __init__(self, config: EncoderConfig | dict | None = None, **overrides):
-        self.config = make_config(EncoderConfig, config, overrides)
-        self.module_: EEGEmbedding | None = None
+        super().__init__(config, **overrides)
         self.n_channels_: int | None = None
         self.n_samples_: int | None = None
-        self.history_: list[float] = []
 
     @property
     def embed_dim(self) -> int:
@@ -226,11 +224,6 @@ class TripletEEGEncoder:
         self.module_ = module.eval()
         return self
 
-    def _check_fitted(self) -> EEGEmbedding:
-        if self.module_ is None:
-            raise UserError("TripletEEGEncoder: not fitted; call fit() or load() first")
-        return self.module_
-
     def embed_tensor(self, eeg: torch.Tensor) -> torch.Tensor:
         """Differentiable embedding of a tensor batch (for joint training by other stages)."""
         return self._check_fitted()(eeg)
@@ -246,28 +239,16 @@ class TripletEEGEncoder:
         out = [module(torch.from_numpy(eeg[s]).to(device)).float().cpu() for s in batches(len(eeg), batch_size)]
         return torch.cat(out).numpy()
 
-    def save(self, directory: str | Path) -> Path:
-        module = self._check_fitted()
-        meta = {"config": asdict(self.config), "n_channels": self.n_channels_, "n_samples": self.n_samples_,
-                "history": self.history_}
-        return save_component(directory, module.state_dict(), meta)
+    def _meta(self) -> dict:
+        return {"n_channels": self.n_channels_, "n_samples": self.n_samples_}
 
-    @classmethod
-    def load(cls, directory: str | Path, device: str | None = None) -> TripletEEGEncoder:
-        state, meta = load_component(directory, "EEG encoder")
-        cfg = dict(meta["config"])
-        cfg.setdefault("readout", "last")  # saved before the option existed
-        if device is not None:
-            cfg["device"] = device
-        enc = cls(cfg)
-        module = enc._build(meta["n_channels"], meta["n_samples"])
-        try:
-            module.load_state_dict(state)
-        except RuntimeError as err:
-            raise UserError(f"{directory}: encoder weights do not match its config ({str(err)[:80]}); re-save") from None
-        enc.module_ = module.to(resolve_device(enc.config.device)).eval()
-        enc.history_ = list(meta.get("history", []))
-        return enc
+    @staticmethod
+    def _upgrade_config(config: dict) -> dict:
+        config.setdefault("readout", "last")  # saved before the option existed
+        return config
+
+    def _rebuild(self, meta: dict) -> EEGEmbedding:
+        return self._build(meta["n_channels"], meta["n_samples"])
 
 
 def _pk_batch(by_class: list[np.ndarray], batch_size: int, k: int, rng: np.random.Generator) -> np.ndarray:

@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -29,13 +28,11 @@ from tqdm.auto import tqdm
 from eeg2img.errors import UserError
 from metrics.image_ops import images_to_tensor, tensor_to_images
 from reconstruct._common import (
+    Component,
     batches,
     check_finite,
-    load_component,
-    make_config,
     on_config_device_threads,
     resolve_device,
-    save_component,
     seeded_generator,
 )
 
@@ -199,14 +196,24 @@ class ProjectionDiscriminator(nn.Module):
 
 
 # --- the estimator ---------------------------------------------------------------------------------------
-class SaliencyGAN:
-    """Conditional GAN from EEG embeddings to coarse stimulus-like images (uint8 in, uint8 out)."""
+class SaliencyGAN(Component):
+    """Conditional GAN from EEG embeddings to coarse stimulus-like images (uint8 in, uint8 out).
+
+    The fitted generator is ``module_`` (also reachable as ``generator_``); the discriminator is used
+    only while fitting and is not saved.
+    """
+
+    config_class = SaliencyGANConfig
+    what = "saliency GAN"
+    empty_history = dict
 
     def __init__(self, config: SaliencyGANConfig | dict | None = None, **overrides):
-        self.config = make_config(SaliencyGANConfig, config, overrides)
-        self.generator_: Generator | None = None
+        super().__init__(config, **overrides)
         self.feat_dim_: int | None = None
-        self.history_: dict[str, list[float]] = {}
+
+    @property
+    def generator_(self) -> Generator | None:
+        return self.module_
 
     @on_config_device_threads
     def fit(self, features: np.ndarray, images: np.ndarray) -> SaliencyGAN:
@@ -263,13 +270,8 @@ class SaliencyGAN:
             for k in hist:
                 hist[k].append(sums[k] / max(1, steps))
         self.history_ = hist
-        self.generator_ = gen.eval()
+        self.module_ = gen.eval()
         return self
-
-    def _check_fitted(self) -> Generator:
-        if self.generator_ is None:
-            raise UserError("SaliencyGAN: not fitted; call fit() or load() first")
-        return self.generator_
 
     @on_config_device_threads
     @torch.no_grad()
@@ -293,24 +295,11 @@ class SaliencyGAN:
         """Saliency maps as uint8 ``(N, s, s, 3)``."""
         return tensor_to_images(self.generate_tensor(features, seeds))
 
-    def save(self, directory: str | Path) -> Path:
-        gen = self._check_fitted()
-        meta = {"config": asdict(self.config), "feat_dim": self.feat_dim_, "history": self.history_}
-        return save_component(directory, gen.state_dict(), meta)
+    def _meta(self) -> dict:
+        return {"feat_dim": self.feat_dim_}
 
-    @classmethod
-    def load(cls, directory: str | Path, device: str | None = None) -> SaliencyGAN:
-        state, meta = load_component(directory, "saliency GAN")
-        cfg = dict(meta["config"])
-        if device is not None:
-            cfg["device"] = device
-        gan = cls(cfg)
-        gan.feat_dim_ = int(meta["feat_dim"])
-        gen = Generator(gan.feat_dim_, gan.config)
-        try:
-            gen.load_state_dict(state)
-        except RuntimeError as err:
-            raise UserError(f"{directory}: GAN weights do not match its config ({str(err)[:80]}); re-save") from None
-        gan.generator_ = gen.to(resolve_device(gan.config.device)).eval()
-        gan.history_ = meta.get("history", {})
-        return gan
+    def _restore(self, meta: dict) -> None:
+        self.feat_dim_ = int(meta["feat_dim"])
+
+    def _rebuild(self, meta: dict) -> Generator:
+        return Generator(self.feat_dim_, self.config)

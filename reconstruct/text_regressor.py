@@ -11,8 +11,7 @@ so an uninformative input yields the average caption rather than noise.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -22,13 +21,11 @@ from tqdm.auto import tqdm
 
 from eeg2img.errors import UserError
 from reconstruct._common import (
+    Component,
     batches,
     check_finite,
-    load_component,
-    make_config,
     on_config_device_threads,
     resolve_device,
-    save_component,
 )
 
 
@@ -64,14 +61,15 @@ class _MLP(nn.Module):
         return (self.mean + self.net(x)).view(len(x), *self.out_shape)
 
 
-class TextEmbeddingRegressor:
+class TextEmbeddingRegressor(Component):
     """L2 regression from features to caption embeddings; ``predict`` returns numpy arrays."""
 
+    config_class = TextRegressorConfig
+    what = "text regressor"
+
     def __init__(self, config: TextRegressorConfig | dict | None = None, **overrides):
-        self.config = make_config(TextRegressorConfig, config, overrides)
-        self.module_: _MLP | None = None
+        super().__init__(config, **overrides)
         self.in_dim_: int | None = None
-        self.history_: list[float] = []
 
     @on_config_device_threads
     def fit(self, features: np.ndarray, targets: np.ndarray) -> TextEmbeddingRegressor:
@@ -107,11 +105,6 @@ class TextEmbeddingRegressor:
         self.module_ = module.eval()
         return self
 
-    def _check_fitted(self) -> _MLP:
-        if self.module_ is None:
-            raise UserError("TextEmbeddingRegressor: not fitted; call fit() or load() first")
-        return self.module_
-
     @property
     def output_shape(self) -> tuple[int, ...]:
         return self._check_fitted().out_shape
@@ -128,25 +121,11 @@ class TextEmbeddingRegressor:
             return np.zeros((0, *module.out_shape), np.float32)
         return torch.cat([module(torch.from_numpy(x[s]).to(device)).cpu() for s in batches(len(x), 256)]).numpy()
 
-    def save(self, directory: str | Path) -> Path:
-        module = self._check_fitted()
-        meta = {"config": asdict(self.config), "in_dim": self.in_dim_, "out_shape": list(module.out_shape),
-                "history": self.history_}
-        return save_component(directory, module.state_dict(), meta)
+    def _meta(self) -> dict:
+        return {"in_dim": self.in_dim_, "out_shape": list(self._check_fitted().out_shape)}
 
-    @classmethod
-    def load(cls, directory: str | Path, device: str | None = None) -> TextEmbeddingRegressor:
-        state, meta = load_component(directory, "text regressor")
-        cfg = dict(meta["config"])
-        if device is not None:
-            cfg["device"] = device
-        reg = cls(cfg)
-        reg.in_dim_ = int(meta["in_dim"])
-        module = _MLP(reg.in_dim_, tuple(meta["out_shape"]), reg.config)
-        try:
-            module.load_state_dict(state)
-        except RuntimeError as err:
-            raise UserError(f"{directory}: regressor weights do not match its config ({str(err)[:80]}); re-save") from None
-        reg.module_ = module.to(resolve_device(reg.config.device)).eval()
-        reg.history_ = list(meta.get("history", []))
-        return reg
+    def _restore(self, meta: dict) -> None:
+        self.in_dim_ = int(meta["in_dim"])
+
+    def _rebuild(self, meta: dict) -> _MLP:
+        return _MLP(self.in_dim_, tuple(meta["out_shape"]), self.config)
