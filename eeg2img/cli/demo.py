@@ -54,8 +54,11 @@ def demo_config(dataset_path: Path, scale: DemoScale, quick: bool):
 
     methods = {name: (quick_params(name) if quick else {}) for name in available_methods()}
     if scale.unet_steps is not None:  # every method that decodes through the shared demo model
-        methods = {name: ({**p, "demo_unet_steps": scale.unet_steps}
-                          if "demo_unet_steps" in method_signature(name).parameters else p)
+        def decodes_through_demo_model(name: str) -> bool:
+            signature = method_signature(name)  # None for a factory whose signature cannot be read
+            return signature is not None and "demo_unet_steps" in signature.parameters
+
+        methods = {name: ({**p, "demo_unet_steps": scale.unet_steps} if decodes_through_demo_model(name) else p)
                    for name, p in methods.items()}
     # Two worker processes: one builds the demo diffusion model while the other runs the methods that
     # do not need it (see runner._shared_stages_first); tiny models gain little from a second thread.
