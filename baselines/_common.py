@@ -1,4 +1,4 @@
-"""What every baseline shares: parameter checks, data checks, stimuli at one size, seeding, the cache folder.
+"""What every baseline shares: data checks, stimuli at one size, seeding, the cache folder.
 
 Kept free of model code so the floors import nothing heavier than numpy.
 """
@@ -13,40 +13,20 @@ import numpy as np
 
 from eeg2img.datasets.base import EEGDataset
 from eeg2img.errors import UserError
-
-# ------------------------------------------------------------------------------------ parameter checks
-
-
-def check_int(method: str, name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise UserError(f"{method}: {name}={value!r} is invalid; pass an integer ≥ {minimum}")
-    return int(value)
+from eeg2img.methods import Method
+from eeg2img.params import check_optional_int, check_seed
 
 
-def check_float(method: str, name: str, value: Any, low: float = 0.0, high: float = float("inf"),
-                low_open: bool = True) -> float:
-    ok = isinstance(value, int | float | np.floating) and not isinstance(value, bool) and np.isfinite(value)
-    if ok:
-        ok = (value > low if low_open else value >= low) and value <= high
-    if not ok:
-        bound = f"{'>' if low_open else '≥'} {low}" + (f" and ≤ {high}" if np.isfinite(high) else "")
-        raise UserError(f"{method}: {name}={value!r} is invalid; pass a finite number {bound}")
-    return float(value)
+class SeededMethod(Method):
+    """A baseline whose common parameters are ``seed`` and ``image_size`` (the floors, the retrievals)."""
 
+    def check_params(self) -> None:
+        check_seed(self.name, self.seed)
+        check_optional_int(self.name, "image_size", self.image_size, minimum=1)
 
-def check_choice(method: str, name: str, value: Any, choices: Sequence[str]) -> str:
-    if value not in choices:
-        raise UserError(f"{method}: {name}={value!r} is invalid; choose one of {', '.join(map(repr, choices))}")
-    return str(value)
-
-
-def check_optional_size(method: str, name: str, value: Any, minimum: int = 8) -> int | None:
-    return None if value is None else check_int(method, name, value, minimum)
-
-
-def check_seed(method: str, value: Any) -> int:
-    return check_int(method, "seed", value, minimum=0)
-
+    def _check_fit(self, train: EEGDataset, need_classes: int = 1) -> None:
+        self.check_params()
+        check_trainable(self.name, train, need_classes)
 
 # ------------------------------------------------------------------------------------ data checks
 

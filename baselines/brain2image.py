@@ -31,16 +31,7 @@ from torch.nn import functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from baselines._common import (
-    check_choice,
-    check_fitted,
-    check_float,
-    check_int,
-    check_optional_size,
-    check_seed,
-    check_test_eeg,
-    check_trainable,
-)
+from baselines._common import check_fitted, check_test_eeg, check_trainable
 from baselines.convnets import (
     ImageDecoder,
     ImageEncoder,
@@ -52,6 +43,7 @@ from eeg2img.datasets.base import EEGDataset
 from eeg2img.devices import resolve_device
 from eeg2img.errors import UserError
 from eeg2img.methods import Method, register
+from eeg2img.params import check_choice, check_device, check_float, check_int, check_optional_int, check_seed
 from eeg2img.seeding import torch_seeded, trial_seeds
 from metrics.image_ops import images_to_tensor, tensor_to_images
 
@@ -59,25 +51,25 @@ from metrics.image_ops import images_to_tensor, tensor_to_images
 class _ConditionalImageModel(Method):
     """Shared plumbing: features, stimuli as tensors, minibatches, test-time generation."""
 
-    def _check_common(self, seed, image_size, work_size, n_bins, n_components, condition, cond_dim, width, steps,
-                      batch_size, lr, device) -> None:
+    def check_params(self) -> None:
         name = self.name
-        self.condition = check_choice(name, "condition", condition, ("lda+pca", "lda", "pca"))
-        self.seed = check_seed(name, seed)
-        self.image_size = check_optional_size(name, "image_size", image_size, minimum=1)
-        self.work_size = None if work_size is None else check_power_of_two(name, "work_size",
-                                                                           check_int(name, "work_size", work_size))
-        self.n_bins = check_int(name, "n_bins", n_bins)
-        self.n_components = None if n_components is None else check_int(name, "n_components", n_components)
-        self.cond_dim = check_int(name, "cond_dim", cond_dim)
-        self.width = check_int(name, "width", width, minimum=4)
-        self.steps = check_int(name, "steps", steps)
-        self.batch_size = check_int(name, "batch_size", batch_size)
-        self.lr = check_float(name, "lr", lr)
-        self.device = device
-        resolve_device(device, name)
+        check_choice(name, "condition", self.condition, ("lda+pca", "lda", "pca"))
+        check_seed(name, self.seed)
+        check_optional_int(name, "image_size", self.image_size, minimum=1)
+        if self.work_size is not None:
+            check_power_of_two(name, "work_size", check_int(name, "work_size", self.work_size))
+        check_int(name, "n_bins", self.n_bins)
+        check_optional_int(name, "n_components", self.n_components)
+        check_int(name, "cond_dim", self.cond_dim)
+        check_int(name, "z_dim", self.z_dim)
+        check_int(name, "width", self.width, minimum=4)
+        check_int(name, "steps", self.steps)
+        check_int(name, "batch_size", self.batch_size)
+        check_float(name, "lr", self.lr)
+        check_device(name, self.device)
 
     def _prepare(self, train: EEGDataset) -> tuple[torch.Tensor, torch.Tensor]:
+        self.check_params()
         check_trainable(self.name, train)
         self.features_ = EEGFeatures(self.n_bins, self.n_components)
         x = self.features_.fit_transform(train.eeg)
@@ -123,12 +115,17 @@ class Brain2ImageVAE(_ConditionalImageModel):
                  n_components: int | None = 64, condition: str = "lda+pca", cond_dim: int = 32, z_dim: int = 8,
                  beta: float = 1.0, prior_weight: float = 0.5, width: int = 16, steps: int = 300,
                  batch_size: int = 32, lr: float = 2e-3, weight_decay: float = 1e-4, device: str = "cpu"):
-        self._check_common(seed, image_size, work_size, n_bins, n_components, condition, cond_dim, width, steps,
-                           batch_size, lr, device)
-        self.z_dim = check_int(self.name, "z_dim", z_dim)
-        self.beta = check_float(self.name, "beta", beta, low=0.0, low_open=False)
-        self.prior_weight = check_float(self.name, "prior_weight", prior_weight, low=0.0, high=1.0, low_open=False)
-        self.weight_decay = check_float(self.name, "weight_decay", weight_decay, low=0.0, low_open=False)
+        self.seed, self.image_size, self.work_size = seed, image_size, work_size
+        self.n_bins, self.n_components, self.condition, self.cond_dim = n_bins, n_components, condition, cond_dim
+        self.z_dim, self.beta, self.prior_weight, self.width = z_dim, beta, prior_weight, width
+        self.steps, self.batch_size, self.lr, self.weight_decay = steps, batch_size, lr, weight_decay
+        self.device = device
+
+    def check_params(self) -> None:
+        super().check_params()
+        check_float(self.name, "beta", self.beta, low=0.0, low_open=False)
+        check_float(self.name, "prior_weight", self.prior_weight, low=0.0, high=1.0, low_open=False)
+        check_float(self.name, "weight_decay", self.weight_decay, low=0.0, low_open=False)
 
     def _build(self, n_features: int) -> None:
         self.cond_ = nn.Sequential(nn.Linear(n_features, self.cond_dim), nn.LeakyReLU(0.2))
@@ -208,18 +205,24 @@ class Brain2ImageGAN(_ConditionalImageModel):
                  loss: str = "hinge", l1_weight: float = 0.0, diffaugment: str = "color,translation,cutout",
                  width: int = 8, steps: int = 300, batch_size: int = 32, lr: float = 1e-3, ema: float = 0.98,
                  device: str = "cpu"):
-        self._check_common(seed, image_size, work_size, n_bins, n_components, condition, cond_dim, width, steps,
-                           batch_size, lr, device)
-        self.z_dim = check_int(self.name, "z_dim", z_dim)
-        self.ema = check_float(self.name, "ema", ema, low=0.0, high=1.0, low_open=False)
+        self.seed, self.image_size, self.work_size = seed, image_size, work_size
+        self.n_bins, self.n_components, self.condition, self.cond_dim = n_bins, n_components, condition, cond_dim
+        self.z_dim, self.loss, self.l1_weight, self.diffaugment = z_dim, loss, l1_weight, diffaugment
+        self.width, self.steps, self.batch_size, self.lr, self.ema = width, steps, batch_size, lr, ema
+        self.device = device
+
+    def check_params(self) -> None:
+        super().check_params()
+        name = self.name
+        check_float(name, "ema", self.ema, low=0.0, high=1.0, low_open=False)
         if self.ema == 1.0:
-            raise UserError(f"{self.name}: ema=1.0 never leaves the initial weights; pass a decay < 1, or 0 for off")
-        self.loss = check_choice(self.name, "loss", loss, ("hinge", "bce"))
-        self.l1_weight = check_float(self.name, "l1_weight", l1_weight, low=0.0, low_open=False)
-        parts = [p.strip() for p in str(diffaugment).split(",") if p.strip()]
-        for part in parts:
-            check_choice(self.name, "diffaugment part", part, ("color", "translation", "cutout"))
-        self.diffaugment = diffaugment
+            raise UserError(f"{name}: ema=1.0 never leaves the initial weights; pass a decay < 1, or 0 for off")
+        check_choice(name, "loss", self.loss, ("hinge", "bce"))
+        check_float(name, "l1_weight", self.l1_weight, low=0.0, low_open=False)
+        if not isinstance(self.diffaugment, str):
+            raise UserError(f"{name}: diffaugment={self.diffaugment!r} is invalid; pass e.g. 'color,translation,cutout' or ''")
+        for part in (p.strip() for p in self.diffaugment.split(",") if p.strip()):
+            check_choice(name, "diffaugment part", part, ("color", "translation", "cutout"))
 
     def _d_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         if self.loss == "hinge":
@@ -232,7 +235,7 @@ class Brain2ImageGAN(_ConditionalImageModel):
     def _augment(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         # DiffAugment (Zhao et al. 2020): with a few dozen stimuli the discriminator memorises them within
         # a few steps unless both its real and fake inputs are augmented the same way.
-        from baselines.shared_stages import diff_augment
+        from reconstruct.saliency_gan import diff_augment
 
         return diff_augment(x, self.diffaugment, gen) if self.diffaugment else x
 

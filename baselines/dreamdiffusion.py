@@ -18,7 +18,6 @@ unlabelled EEG corpora (there is none at demo scale; the MLP on binned features 
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,15 +25,16 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from baselines._common import check_choice, check_float, check_int, check_test_eeg
+from baselines._common import check_test_eeg
 from baselines.features import EEGFeatures
-from baselines.shared_stages import DIFFUSION_DEFAULTS, DiffusionBaseline, neuroimagen_quick
+from baselines.shared_stages import DiffusionBaseline
 from eeg2img.datasets.base import EEGDataset
 from eeg2img.methods import register
+from eeg2img.params import check_choice, check_float, check_int, check_optional_int, takes_settings
 from eeg2img.seeding import torch_seeded
+from reconstruct.stages import QUICK_DIFFUSION, DiffusionSettings
 
 TUNE_CHOICES = ("cross-attention", "none", "all")
-_D = DIFFUSION_DEFAULTS
 
 
 class EEGTokenizer(nn.Module):
@@ -50,7 +50,8 @@ class EEGTokenizer(nn.Module):
         return self.net(f).view(len(f), self.seq_len, self.dim)
 
 
-@register("dreamdiffusion", quick=neuroimagen_quick(DIFFUSION_DEFAULTS, tune_steps=40))
+@register("dreamdiffusion", quick={**QUICK_DIFFUSION, "tune_steps": 40})
+@takes_settings(DiffusionSettings, exclude=("strength",))  # text-to-image: no init image to re-noise
 class DreamDiffusion(DiffusionBaseline):
     """EEG → projected cross-attention tokens, tuned with the diffusion loss through the shared U-Net."""
 
@@ -59,24 +60,33 @@ class DreamDiffusion(DiffusionBaseline):
     def __init__(self, seed: int = 0, image_size: int | None = None, n_bins: int = 10, n_components: int | None = 64,
                  hidden: int = 256, tune: str = "cross-attention", align_weight: float = 1.0,
                  uncond_prob: float = 0.1, tune_steps: int = 200, tune_batch_size: int = 16, lr: float = 1e-3,
-                 unet_lr: float = 1e-4, sd_path: str | Path | None = _D["sd_path"], steps: int = _D["steps"],
-                 guidance_scale: float = _D["guidance_scale"], demo_size: int = _D["demo_size"],
-                 demo_vae_steps: int = _D["demo_vae_steps"], demo_unet_steps: int = _D["demo_unet_steps"],
-                 batch_size: int = _D["batch_size"], device: str = _D["device"]):
-        self._set_diffusion_params(seed, image_size, sd_path=sd_path, steps=steps, guidance_scale=guidance_scale,
-                                   demo_size=demo_size, demo_vae_steps=demo_vae_steps,
-                                   demo_unet_steps=demo_unet_steps, batch_size=batch_size, device=device)
+                 unet_lr: float = 1e-4):
+        self.seed = seed
+        self.image_size = image_size
+        self.n_bins = n_bins
+        self.n_components = n_components
+        self.hidden = hidden
+        self.tune = tune
+        self.align_weight = align_weight
+        self.uncond_prob = uncond_prob
+        self.tune_steps = tune_steps
+        self.tune_batch_size = tune_batch_size
+        self.lr = lr
+        self.unet_lr = unet_lr
+
+    def check_params(self) -> None:
+        super().check_params()
         name = self.name
-        self.n_bins = check_int(name, "n_bins", n_bins)
-        self.n_components = None if n_components is None else check_int(name, "n_components", n_components)
-        self.hidden = check_int(name, "hidden", hidden)
-        self.tune = check_choice(name, "tune", tune, TUNE_CHOICES)
-        self.align_weight = check_float(name, "align_weight", align_weight, low=0.0, low_open=False)
-        self.uncond_prob = check_float(name, "uncond_prob", uncond_prob, low=0.0, high=1.0, low_open=False)
-        self.tune_steps = check_int(name, "tune_steps", tune_steps, minimum=0)
-        self.tune_batch_size = check_int(name, "tune_batch_size", tune_batch_size)
-        self.lr = check_float(name, "lr", lr)
-        self.unet_lr = check_float(name, "unet_lr", unet_lr)
+        check_int(name, "n_bins", self.n_bins)
+        check_optional_int(name, "n_components", self.n_components)
+        check_int(name, "hidden", self.hidden)
+        check_choice(name, "tune", self.tune, TUNE_CHOICES)
+        check_float(name, "align_weight", self.align_weight, low=0.0, low_open=False)
+        check_float(name, "uncond_prob", self.uncond_prob, low=0.0, high=1.0, low_open=False)
+        check_int(name, "tune_steps", self.tune_steps, minimum=0)
+        check_int(name, "tune_batch_size", self.tune_batch_size)
+        check_float(name, "lr", self.lr)
+        check_float(name, "unet_lr", self.unet_lr)
 
     def _trainable_unet_params(self, unet: nn.Module) -> list[nn.Parameter]:
         unet.requires_grad_(False)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from baselines._common import check_int
 from eeg2img.errors import UserError
+from eeg2img.params import check_int, check_optional_int
 
 _NAME = "EEGFeatures"
 
@@ -31,11 +31,13 @@ class EEGFeatures:
     """``fit(eeg)`` learns the standardisation (and PCA); ``transform(eeg)`` → float32 ``(N, F)``."""
 
     def __init__(self, n_bins: int = 10, n_components: int | None = None):
-        self.n_bins = check_int(_NAME, "n_bins", n_bins)
-        self.n_components = None if n_components is None else check_int(_NAME, "n_components", n_components)
+        self.n_bins = n_bins
+        self.n_components = n_components
         self.shape_: tuple[int, int] | None = None
 
     def fit(self, eeg: np.ndarray) -> EEGFeatures:
+        check_int(_NAME, "n_bins", self.n_bins)
+        check_optional_int(_NAME, "n_components", self.n_components)
         eeg = self._check(eeg, fitting=True)
         x = binned_means(eeg, self.n_bins)
         self.mean_ = x.mean(axis=0)

@@ -13,22 +13,20 @@ from __future__ import annotations
 import numpy as np
 
 from baselines._common import (
+    SeededMethod,
     check_fitted,
-    check_optional_size,
-    check_seed,
-    check_trainable,
     distinct_training_images,
     to_uint8,
 )
 from eeg2img.datasets.base import EEGDataset
-from eeg2img.methods import Method, register
+from eeg2img.methods import register
 from eeg2img.seeding import trial_seeds
 
 
-class _Floor(Method):
+class _Floor(SeededMethod):
     def __init__(self, seed: int = 0, image_size: int | None = None):
-        self.seed = check_seed(self.name, seed)
-        self.image_size = check_optional_size(self.name, "image_size", image_size, minimum=1)
+        self.seed = seed
+        self.image_size = image_size
 
     def _fitted(self) -> bool:
         return hasattr(self, "image_")
@@ -41,7 +39,7 @@ class RandomTrainingImage(_Floor):
     name = "floor-random"
 
     def fit(self, train: EEGDataset, val: EEGDataset | None = None) -> RandomTrainingImage:
-        check_trainable(self.name, train)
+        self._check_fit(train)
         self.image_ids_, self.images_ = distinct_training_images(train, self.image_size)
         return self
 
@@ -62,7 +60,7 @@ class MeanTrainingImage(_Floor):
     name = "floor-mean"
 
     def fit(self, train: EEGDataset, val: EEGDataset | None = None) -> MeanTrainingImage:
-        check_trainable(self.name, train)
+        self._check_fit(train)
         _, images = distinct_training_images(train, self.image_size)
         self.image_ = to_uint8(images.mean(axis=0, dtype=np.float64))
         return self
@@ -79,7 +77,7 @@ class MajorityClassMeanImage(_Floor):
     name = "floor-class-mean"
 
     def fit(self, train: EEGDataset, val: EEGDataset | None = None) -> MajorityClassMeanImage:
-        check_trainable(self.name, train)
+        self._check_fit(train)
         labels = np.asarray(train.labels)
         counts = np.bincount(labels, minlength=train.n_classes)
         self.class_ = int(np.argmax(counts))  # argmax returns the first maximum: ties → lowest index

@@ -14,38 +14,38 @@ with the saliency GAN and the nonlinear regressor replaced by linear maps.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-from baselines._common import check_choice, check_int, check_test_eeg
+from baselines._common import check_test_eeg
 from baselines.features import EEGFeatures
 from baselines.ridge import RidgeMap, check_alpha
-from baselines.shared_stages import DIFFUSION_DEFAULTS, DiffusionBaseline, neuroimagen_quick
+from baselines.shared_stages import DiffusionBaseline
 from eeg2img.datasets.base import EEGDataset
 from eeg2img.methods import register
+from eeg2img.params import check_choice, check_int, takes_settings
+from reconstruct.stages import QUICK_DIFFUSION, DiffusionSettings
 
-_D = DIFFUSION_DEFAULTS
 
-
-@register("latent-ridge", quick=neuroimagen_quick(DIFFUSION_DEFAULTS))
+@register("latent-ridge", quick=QUICK_DIFFUSION)
+@takes_settings(DiffusionSettings)
 class LatentRidge(DiffusionBaseline):
     """Ridge EEG → (VAE latent, caption embedding), decoded by img2img."""
 
     name = "latent-ridge"
 
     def __init__(self, seed: int = 0, image_size: int | None = None, n_bins: int = 10, alpha: float | None = None,
-                 caption: str = "label", sd_path: str | Path | None = _D["sd_path"], strength: float = _D["strength"],
-                 steps: int = _D["steps"], guidance_scale: float = _D["guidance_scale"],
-                 demo_size: int = _D["demo_size"],
-                 demo_vae_steps: int = _D["demo_vae_steps"], demo_unet_steps: int = _D["demo_unet_steps"],
-                 batch_size: int = _D["batch_size"], device: str = _D["device"]):
-        self._set_diffusion_params(seed, image_size, sd_path=sd_path, strength=strength, steps=steps,
-                                   guidance_scale=guidance_scale, demo_size=demo_size, demo_vae_steps=demo_vae_steps,
-                                   demo_unet_steps=demo_unet_steps, batch_size=batch_size, device=device)
-        self.n_bins = check_int(self.name, "n_bins", n_bins)
-        self.alpha = check_alpha(self.name, alpha)
-        self.caption = check_choice(self.name, "caption", caption, ("label", "blip"))
+                 caption: str = "label"):
+        self.seed = seed
+        self.image_size = image_size
+        self.n_bins = n_bins
+        self.alpha = alpha
+        self.caption = caption
+
+    def check_params(self) -> None:
+        super().check_params()
+        check_int(self.name, "n_bins", self.n_bins)
+        check_alpha(self.name, self.alpha)
+        check_choice(self.name, "caption", self.caption, ("label", "blip"))
 
     def fit(self, train: EEGDataset, val: EEGDataset | None = None) -> LatentRidge:
         stage = self._fit_stage(train)

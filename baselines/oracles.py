@@ -13,17 +13,21 @@ every table. Neither trains anything of its own; ``fit`` only obtains the shared
 
 from __future__ import annotations
 
-from pathlib import Path
+import inspect
 
 import numpy as np
 
-from baselines._common import check_float, check_int, resize_images
-from baselines.shared_stages import DIFFUSION_DEFAULTS, SALIENCY_SIZE, DiffusionBaseline, neuroimagen_quick
+from baselines._common import resize_images
+from baselines.shared_stages import DiffusionBaseline
 from eeg2img.datasets.base import EEGDataset
 from eeg2img.errors import UserError
 from eeg2img.methods import register
+from eeg2img.params import check_float, check_int, takes_settings
+from reconstruct.pipeline import NeuroImagen
+from reconstruct.stages import QUICK_DIFFUSION, DiffusionSettings
 
-_D = DIFFUSION_DEFAULTS
+# NeuroImagen's saliency resolution: the oracle's map is what a perfect saliency GAN would give it.
+SALIENCY_SIZE: int = inspect.signature(NeuroImagen).parameters["saliency_size"].default
 
 
 def _check_unblinded(method: str, test: EEGDataset) -> None:
@@ -42,21 +46,17 @@ def saliency_map(images: np.ndarray, size: int, sigma: float) -> np.ndarray:
     return np.clip(np.rint(small), 0, 255).astype(np.uint8)
 
 
-@register("oracle-caption", quick=neuroimagen_quick(DIFFUSION_DEFAULTS))
+@register("oracle-caption", quick=QUICK_DIFFUSION)
+@takes_settings(DiffusionSettings, exclude=("strength",))  # text-to-image: no init image to re-noise
 class CaptionOracle(DiffusionBaseline):
     """The true label caption, text-to-image through the shared diffusion model."""
 
     name = "oracle-caption"
     is_oracle = True
 
-    def __init__(self, seed: int = 0, image_size: int | None = None, sd_path: str | Path | None = _D["sd_path"],
-                 steps: int = _D["steps"], guidance_scale: float = _D["guidance_scale"],
-                 demo_size: int = _D["demo_size"], demo_vae_steps: int = _D["demo_vae_steps"],
-                 demo_unet_steps: int = _D["demo_unet_steps"], batch_size: int = _D["batch_size"],
-                 device: str = _D["device"]):
-        self._set_diffusion_params(seed, image_size, sd_path=sd_path, steps=steps, guidance_scale=guidance_scale,
-                                   demo_size=demo_size, demo_vae_steps=demo_vae_steps,
-                                   demo_unet_steps=demo_unet_steps, batch_size=batch_size, device=device)
+    def __init__(self, seed: int = 0, image_size: int | None = None):
+        self.seed = seed
+        self.image_size = image_size
 
     def fit(self, train: EEGDataset, val: EEGDataset | None = None) -> CaptionOracle:
         self._fit_stage(train)
@@ -69,7 +69,8 @@ class CaptionOracle(DiffusionBaseline):
         return self._to_stimulus_size(stage.generate(embeds, None, self._seeds(test)))
 
 
-@register("oracle-saliency", quick=neuroimagen_quick(DIFFUSION_DEFAULTS))
+@register("oracle-saliency", quick=QUICK_DIFFUSION)
+@takes_settings(DiffusionSettings)
 class SaliencyOracle(DiffusionBaseline):
     """The true stimulus's blurred low-resolution map plus its label caption, img2img."""
 
@@ -77,16 +78,16 @@ class SaliencyOracle(DiffusionBaseline):
     is_oracle = True
 
     def __init__(self, seed: int = 0, image_size: int | None = None, saliency_size: int = SALIENCY_SIZE,
-                 blur_sigma: float = 1.0, sd_path: str | Path | None = _D["sd_path"], strength: float = _D["strength"],
-                 steps: int = _D["steps"], guidance_scale: float = _D["guidance_scale"],
-                 demo_size: int = _D["demo_size"], demo_vae_steps: int = _D["demo_vae_steps"],
-                 demo_unet_steps: int = _D["demo_unet_steps"], batch_size: int = _D["batch_size"],
-                 device: str = _D["device"]):
-        self._set_diffusion_params(seed, image_size, sd_path=sd_path, strength=strength, steps=steps,
-                                   guidance_scale=guidance_scale, demo_size=demo_size, demo_vae_steps=demo_vae_steps,
-                                   demo_unet_steps=demo_unet_steps, batch_size=batch_size, device=device)
-        self.saliency_size = check_int(self.name, "saliency_size", saliency_size, minimum=2)
-        self.blur_sigma = check_float(self.name, "blur_sigma", blur_sigma, low=0.0, low_open=False)
+                 blur_sigma: float = 1.0):
+        self.seed = seed
+        self.image_size = image_size
+        self.saliency_size = saliency_size
+        self.blur_sigma = blur_sigma
+
+    def check_params(self) -> None:
+        super().check_params()
+        check_int(self.name, "saliency_size", self.saliency_size, minimum=2)
+        check_float(self.name, "blur_sigma", self.blur_sigma, low=0.0, low_open=False)
 
     def fit(self, train: EEGDataset, val: EEGDataset | None = None) -> SaliencyOracle:
         self._fit_stage(train)

@@ -16,23 +16,20 @@ from __future__ import annotations
 import numpy as np
 
 from baselines._common import (
+    SeededMethod,
     check_fitted,
-    check_int,
-    check_optional_size,
-    check_seed,
     check_test_eeg,
-    check_trainable,
     distinct_training_images,
     resize_images,
     trial_image_rows,
 )
 from baselines.features import EEGFeatures
 from baselines.ridge import RidgeMap, check_alpha
-from baselines.shared_stages import ENCODER_DEFAULTS, check_encoder_params, neuroimagen_quick, shared_encoder
+from baselines.shared_stages import shared_encoder
 from eeg2img.datasets.base import EEGDataset
-from eeg2img.methods import Method, register
-
-_E = ENCODER_DEFAULTS  # NeuroImagen's: the encoder is the one NeuroImagen trains for the fold
+from eeg2img.methods import register
+from eeg2img.params import check_int, settings_of, takes_settings
+from reconstruct.stages import QUICK_ENCODER, EncoderSettings
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:
@@ -45,7 +42,7 @@ def pixel_features(images: np.ndarray, size: int) -> np.ndarray:
     return resize_images(images, size).reshape(len(images), -1).astype(np.float64) / 255.0
 
 
-class _Retrieval(Method):
+class _Retrieval(SeededMethod):
     """Keeps the gallery (distinct training stimuli) and answers with the best-scoring entry."""
 
     def _set_gallery(self, train: EEGDataset) -> np.ndarray:
@@ -67,14 +64,20 @@ class RidgeRetrieval(_Retrieval):
 
     def __init__(self, seed: int = 0, image_size: int | None = None, n_bins: int = 10, alpha: float | None = None,
                  feature_size: int = 16):
-        self.seed = check_seed(self.name, seed)  # ridge is deterministic; kept for the common interface
-        self.image_size = check_optional_size(self.name, "image_size", image_size, minimum=1)
-        self.n_bins = check_int(self.name, "n_bins", n_bins)
-        self.alpha = check_alpha(self.name, alpha)
-        self.feature_size = check_int(self.name, "feature_size", feature_size, minimum=2)
+        self.seed = seed  # ridge is deterministic; kept for the common interface
+        self.image_size = image_size
+        self.n_bins = n_bins
+        self.alpha = alpha
+        self.feature_size = feature_size
+
+    def check_params(self) -> None:
+        super().check_params()
+        check_int(self.name, "n_bins", self.n_bins)
+        check_alpha(self.name, self.alpha)
+        check_int(self.name, "feature_size", self.feature_size, minimum=2)
 
     def fit(self, train: EEGDataset, val: EEGDataset | None = None) -> RidgeRetrieval:
-        check_trainable(self.name, train)
+        self._check_fit(train)
         rows = self._set_gallery(train)
         targets = pixel_features(self.gallery_, self.feature_size)
         # z-scoring the targets makes every pixel count equally in the match, not just the high-variance ones.
@@ -96,24 +99,23 @@ class RidgeRetrieval(_Retrieval):
         return self._answer(pred @ self.gallery_unit_.T)
 
 
-@register("retrieval-triplet", quick=neuroimagen_quick(ENCODER_DEFAULTS))
+@register("retrieval-triplet", quick=QUICK_ENCODER)
+@takes_settings(EncoderSettings)
 class TripletRetrieval(_Retrieval):
     """Nearest training stimulus in NeuroImagen's triplet-encoder embedding (the encoder is shared and cached)."""
 
     name = "retrieval-triplet"
 
-    def __init__(self, seed: int = 0, image_size: int | None = None, encoder: str = _E["encoder"],
-                 lstm_readout: str = _E["lstm_readout"], embed_dim: int = _E["embed_dim"], margin: float = _E["margin"], mining: str = _E["mining"],
-                 encoder_epochs: int = _E["encoder_epochs"], device: str = _E["device"]):
-        self.seed = check_seed(self.name, seed)
-        self.image_size = check_optional_size(self.name, "image_size", image_size, minimum=1)
-        check_encoder_params(self.name, {"encoder": encoder, "lstm_readout": lstm_readout, "embed_dim": embed_dim, "margin": margin,
-                                         "mining": mining, "encoder_epochs": encoder_epochs, "device": device})
-        self.encoder, self.lstm_readout, self.embed_dim, self.margin = encoder, lstm_readout, embed_dim, margin
-        self.mining, self.encoder_epochs, self.device = mining, encoder_epochs, device
+    def __init__(self, seed: int = 0, image_size: int | None = None):
+        self.seed = seed
+        self.image_size = image_size
+
+    def check_params(self) -> None:
+        super().check_params()
+        settings_of(EncoderSettings, self).check(self.name)
 
     def fit(self, train: EEGDataset, val: EEGDataset | None = None) -> TripletRetrieval:
-        check_trainable(self.name, train, need_classes=2)
+        self._check_fit(train, need_classes=2)
         rows = self._set_gallery(train)
         self.encoder_ = shared_encoder(self, train)
         emb = self.encoder_.encode(train.eeg).astype(np.float64)

@@ -55,7 +55,7 @@ def _once(benchmark, fn):
 
 
 def test_shared_diffusion_training(benchmark, demo_fold):
-    from reconstruct.pipeline import clear_memo
+    from reconstruct.stages import clear_memo
 
     train, _, cache = demo_fold
     clear_memo()
@@ -82,7 +82,7 @@ def _class_accuracy(images, labels, train) -> float:
 
 
 def test_fold_after_diffusion_cached(benchmark, demo_fold):
-    from reconstruct.pipeline import clear_memo
+    from reconstruct.stages import clear_memo
 
     train, test, cache = demo_fold
     _method("neuroimagen", cache).diffusion_for(train)  # trained (or found on disk) before timing

@@ -36,7 +36,12 @@ class Method:
     shared_stage: ClassVar[str | None] = None
 
     def fit(self, train: EEGDataset, val: EEGDataset | None = None) -> Method:
+        """Check the parameters (:meth:`check_params`), then learn from ``train``."""
         raise NotImplementedError
+
+    def check_params(self) -> None:
+        """Raise a one-line UserError for a parameter value the method cannot use (scikit-learn's rule:
+        the constructor only stores; :func:`build_method` and ``fit`` call this)."""
 
     def reconstruct(self, test: EEGDataset) -> np.ndarray:
         raise NotImplementedError
@@ -144,6 +149,10 @@ def build_method(name: str, **params: Any) -> Method:
                                                  "with pip install -e .)")
         raise UserError(f"unknown method {name!r}; known methods: {known}")
     try:
-        return _REGISTRY[name](**params)
+        method = _REGISTRY[name](**params)
     except TypeError as err:
         raise UserError(f"method {name!r}: bad parameters ({err})") from None
+    check = getattr(method, "check_params", None)
+    if check is not None:
+        check()
+    return method

@@ -4,11 +4,11 @@
 regressor) and obtains the shared diffusion model; ``reconstruct(test)`` reads only ``test.eeg``
 and ``test.trial_ids`` (the blinded view). See ``docs/neuroimagen.md``.
 
-Caching: every stage is keyed by the training-set fingerprint and its own configuration and
-stored under ``cache_dir`` (set by the runner; else ``$EEG2IMG_CACHE``, else ``~/.cache/eeg2img``),
-and memoised in-process, so the ablation variants and folds that share a stage train it once. The
-demo-scale diffusion model is keyed by the training *images* and captions only, so folds that share
-their training images share it.
+Caching: every stage goes through :class:`reconstruct.stages.StageCache`, keyed by the training-set
+fingerprint and the stage's own configuration, stored under ``cache_dir`` (set by the runner; else
+``$EEG2IMG_CACHE``, else ``~/.cache/eeg2img``) and memoised in-process, so the ablation variants, the
+baselines and folds that share a stage train it once. The demo-scale diffusion model is keyed by the
+training *images* and captions only, so folds that share their training images share it.
 """
 
 from __future__ import annotations
@@ -16,64 +16,52 @@ from __future__ import annotations
 import inspect
 import json
 import shutil
-from collections import OrderedDict
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from eeg2img.datasets.base import EEGDataset
 from eeg2img.errors import UserError
 from eeg2img.methods import Method, register
+from eeg2img.params import (
+    check_choice,
+    check_float,
+    check_int,
+    check_optional_int,
+    check_seed,
+    settings_of,
+    takes_settings,
+)
+from reconstruct.stages import (
+    QUICK_DIFFUSION,
+    QUICK_ENCODER,
+    DiffusionSettings,
+    EncoderSettings,
+    StageCache,
+    check_trainable,
+    stage_device,
+)
 
 CAPTION_SOURCES = ("label", "blip", "none")
-_MEMO: OrderedDict[str, Any] = OrderedDict()
-_MEMO_SIZE = 32
 
 
-def default_cache_root(cache_dir: str | Path | None = None) -> Path:
-    from eeg2img.digest import cache_root
-
-    return cache_root(cache_dir)
-
-
-def _memo_get(key: str):
-    if key in _MEMO:
-        _MEMO.move_to_end(key)
-        return _MEMO[key]
-    return None
-
-
-def _memo_put(key: str, value) -> None:
-    _MEMO[key] = value
-    while len(_MEMO) > _MEMO_SIZE:
-        _MEMO.popitem(last=False)
-
-
-def clear_memo() -> None:
-    """Forget the in-process stage cache (disk caches stay)."""
-    _MEMO.clear()
-
-
+@takes_settings(EncoderSettings, DiffusionSettings)
 class NeuroImagen(Method):
     """EEG → (saliency map, caption embedding) → Stable Diffusion img2img (Lan et al. 2023).
 
     Parameters (all keyword-only; they are the configuration ``get_params`` reports):
 
-    - ``encoder`` ("lstm" = Brain2Image LSTM, the paper's; "eegnet"), ``lstm_readout`` ("mean" of the
-      LSTM outputs | "last" hidden state, the original's), ``embed_dim``, ``margin`` (β),
-      ``mining`` ("semihard" | "batch-all"), ``encoder_epochs``: stage 1, the triplet encoder f_θ.
+    - stage 1, the triplet encoder: the fields of :class:`~reconstruct.stages.EncoderSettings`
+      (``encoder``, ``lstm_readout``, ``embed_dim``, ``margin``, ``mining``, ``encoder_epochs``).
     - ``alpha_adv``, ``alpha_ms``, ``alpha_ssim`` (α1..α3), ``gan_epochs``, ``saliency_size``:
       stage 2, the saliency GAN. The map is upsampled to the diffusion resolution as init image.
     - ``caption`` ("label": "an image of a <class>" | "blip": ``dataset.captions()`` | "none":
       the empty caption, i.e. no semantic decoding), ``regressor_epochs``: stage 3.
     - ``use_saliency``: img2img from the saliency map (True) or text-to-image from noise (False).
-    - ``strength``, ``steps``, ``guidance_scale``, ``batch_size``: stage 4 (img2img runs
-      ``int(steps * strength)`` denoising steps; guidance against the empty-caption embedding).
-    - ``sd_path``: a diffusers SD 1.x directory (or hub id when online); None = demo scale, a tiny
-      model trained here on the training stimuli at ``demo_size`` px for ``demo_vae_steps`` /
-      ``demo_unet_steps`` steps, cached per training image set.
+    - stage 4, the diffusion model and its sampler: the fields of
+      :class:`~reconstruct.stages.DiffusionSettings` (``sd_path``, ``strength``, ``steps``,
+      ``guidance_scale``, ``demo_size``, ``demo_vae_steps``, ``demo_unet_steps``, ``batch_size``).
     - ``image_size``: size of the returned images (None = the diffusion model's native size).
     - ``device`` ("auto" = CUDA when present), ``seed``, ``use_cache`` (disk cache of the stages).
     """
@@ -85,12 +73,6 @@ class NeuroImagen(Method):
     def __init__(
         self,
         *,
-        encoder: str = "lstm",
-        lstm_readout: str = "mean",
-        embed_dim: int = 64,
-        margin: float = 0.2,
-        mining: str = "semihard",
-        encoder_epochs: int = 80,
         alpha_adv: float = 0.1,
         alpha_ms: float = 0.1,
         alpha_ssim: float = 1.0,
@@ -99,25 +81,10 @@ class NeuroImagen(Method):
         caption: str = "label",
         use_saliency: bool = True,
         regressor_epochs: int = 150,
-        strength: float = 0.8,
-        steps: int = 20,
-        guidance_scale: float = 7.5,
         image_size: int | None = None,
-        sd_path: str | None = None,
-        demo_size: int = 32,
-        demo_vae_steps: int = 800,
-        demo_unet_steps: int = 600,
-        batch_size: int = 16,
-        device: str = "auto",
         seed: int = 0,
         use_cache: bool = True,
     ):
-        self.encoder = encoder
-        self.lstm_readout = lstm_readout
-        self.embed_dim = embed_dim
-        self.margin = margin
-        self.mining = mining
-        self.encoder_epochs = encoder_epochs
         self.alpha_adv = alpha_adv
         self.alpha_ms = alpha_ms
         self.alpha_ssim = alpha_ssim
@@ -126,34 +93,43 @@ class NeuroImagen(Method):
         self.caption = caption
         self.use_saliency = use_saliency
         self.regressor_epochs = regressor_epochs
-        self.strength = strength
-        self.steps = steps
-        self.guidance_scale = guidance_scale
         self.image_size = image_size
-        self.sd_path = sd_path
-        self.demo_size = demo_size
-        self.demo_vae_steps = demo_vae_steps
-        self.demo_unet_steps = demo_unet_steps
-        self.batch_size = batch_size
-        self.device = device
         self.seed = seed
         self.use_cache = use_cache
-        if caption not in CAPTION_SOURCES:
-            raise UserError(f"caption {caption!r}: unknown caption source; use one of {', '.join(CAPTION_SOURCES)}")
-        if caption == "none" and not use_saliency:
-            raise UserError("caption='none' with use_saliency=False leaves nothing decoded from EEG; enable one of them")
+
+    def check_params(self) -> None:
+        name = self.name
+        self.encoder_settings.check(name)
+        self.diffusion_settings.check(name)
+        for key in ("alpha_adv", "alpha_ms", "alpha_ssim"):
+            check_float(name, key, getattr(self, key), low=0.0, low_open=False)
+        check_int(name, "gan_epochs", self.gan_epochs)
+        check_int(name, "saliency_size", self.saliency_size, minimum=2)
+        check_choice(name, "caption", self.caption, CAPTION_SOURCES)
+        check_int(name, "regressor_epochs", self.regressor_epochs)
+        check_optional_int(name, "image_size", self.image_size, minimum=8)
+        check_seed(name, self.seed)
+        if self.caption == "none" and not self.use_saliency:
+            raise UserError(f"{name}: caption='none' with use_saliency=False leaves nothing decoded from EEG; "
+                            "enable one of them")
 
     # --- stage configs ------------------------------------------------------------------------------
-    def _stage_device(self) -> str:
-        from reconstruct._common import resolve_device
+    @property
+    def encoder_settings(self) -> EncoderSettings:
+        return settings_of(EncoderSettings, self)
 
-        return str(resolve_device(self.device))
+    @property
+    def diffusion_settings(self) -> DiffusionSettings:
+        return settings_of(DiffusionSettings, self)
+
+    def _stage_device(self) -> str:
+        return stage_device(self.device)
+
+    def _stages(self) -> StageCache:
+        return StageCache(self.cache_dir, self.use_cache)
 
     def encoder_config(self):
-        from reconstruct.encoder import EncoderConfig
-
-        return EncoderConfig(kind=self.encoder, readout=self.lstm_readout, embed_dim=self.embed_dim, margin=self.margin, mining=self.mining,
-                             epochs=self.encoder_epochs, seed=self.seed, device=self._stage_device())
+        return self.encoder_settings.encoder_config(self.seed)
 
     def gan_config(self):
         from reconstruct.saliency_gan import SaliencyGANConfig
@@ -168,120 +144,30 @@ class NeuroImagen(Method):
         return TextRegressorConfig(epochs=self.regressor_epochs, seed=self.seed, device=self._stage_device())
 
     def diffusion_config(self):
-        from reconstruct.diffusion import DiffusionConfig
+        return self.diffusion_settings.diffusion_config()
 
-        return DiffusionConfig(strength=self.strength, steps=self.steps, guidance_scale=self.guidance_scale,
-                               batch_size=self.batch_size, device=self.device)
-
-    def tiny_sd_config(self):
-        from reconstruct.tiny_sd import TinySDConfig
-
-        return TinySDConfig(image_size=self.demo_size, vae_steps=self.demo_vae_steps,
-                            unet_steps=self.demo_unet_steps, seed=self.seed, device=self._stage_device())
-
-    # --- fitting ----------------------------------------------------------------------------------------
-    def _cached(self, key: str, subdir: str, load, train):
-        """In-process memo → disk cache → train (and store in both)."""
-        hit = _memo_get(key)
-        if hit is not None:
-            return hit
-        path = default_cache_root(self.cache_dir) / "neuroimagen" / subdir / key
-        if not self.use_cache:
-            obj = train()
-        else:
-            from eeg2img.atomic import build_lock
-
-            obj = self._load_cached(path, load)
-            if obj is None:
-                with build_lock(path):  # a parallel cell sharing this stage waits, then loads it
-                    obj = self._load_cached(path, load)
-                    if obj is None:
-                        obj = train()
-                        obj.save(path)
-        _memo_put(key, obj)
-        return obj
-
-    @staticmethod
-    def _load_cached(path: Path, load):
-        if not path.is_dir():
-            return None
-        try:
-            return load(path)
-        except UserError:
-            return None  # a damaged cache entry is retrained, not fatal
-
-    def _diffusion_source(self, train: EEGDataset) -> Path | str:
-        """The SD directory: the user's, or the demo model trained on the training stimuli."""
-        if self.sd_path is not None:
-            return self.sd_path
-        from reconstruct.tiny_sd import cached_tiny_sd, tiny_sd_key
-
-        # Sorted, so every fold with the same training images (in any trial order) shares one model.
-        ids = sorted(train.unique_image_ids())
-        cfg = self.tiny_sd_config()
-        images = train.load_images(ids, size=cfg.image_size)
-        first = {str(i): k for k, i in reversed(list(enumerate(train.image_ids)))}
-        labels, blip = train.label_captions(), train.captions()
-        captions = [sorted({labels[first[i]], blip[first[i]]}) for i in ids]
-        key = "tiny-sd:" + tiny_sd_key(images, captions, cfg)
-        hit = _memo_get(key)
-        if hit is None:
-            hit = cached_tiny_sd(images, captions, default_cache_root(self.cache_dir), cfg)
-            _memo_put(key, hit)
-        return hit
-
-    def _train_key(self, train: EEGDataset) -> str:
-        from reconstruct._common import fingerprint
-
-        return fingerprint(train.fingerprint, train.name, [str(t) for t in train.trial_ids], train.eeg.shape,
-                           np.asarray(train.labels))
-
-    # --- shared stages (public: baselines reuse them, and get the same cache entries) ------------------
-    def _encoder_key(self, train: EEGDataset) -> str:
-        from reconstruct._common import fingerprint
-
-        return fingerprint("encoder", self._train_key(train), asdict(self.encoder_config()))[:24]
-
+    # --- shared stages (the baselines obtain the same ones through StageCache) --------------------------
     def fit_encoder(self, train: EEGDataset):
         """Stage 1 for this training set: a fitted :class:`TripletEEGEncoder` (cached)."""
-        from reconstruct.encoder import TripletEEGEncoder
-
-        _check_trainable(train)
-        cfg = self.encoder_config()
-        return self._cached(self._encoder_key(train), "encoder", TripletEEGEncoder.load,
-                            lambda: TripletEEGEncoder(cfg).fit(train.eeg, train.labels))
+        return self._stages().encoder(self.encoder_settings, self.seed, train)
 
     def diffusion_for(self, train: EEGDataset):
         """Stage 4: the :class:`Img2ImgDiffusion` this configuration uses (demo model trained if needed)."""
-        from reconstruct._common import fingerprint
-        from reconstruct.diffusion import Img2ImgDiffusion
-
-        _check_trainable(train)
-        source = self._diffusion_source(train)
-        cfg = self.diffusion_config()
-        key = "diffusion:" + fingerprint(str(source), asdict(cfg))
-        diffusion = _memo_get(key)
-        if diffusion is None:
-            diffusion = Img2ImgDiffusion(source, cfg)
-            _memo_put(key, diffusion)
-        return diffusion
+        return self._stages().diffusion(self.diffusion_settings, self.seed, train)
 
     def caption_embedder_for(self, diffusion):
         """The tokenizer + text encoder of ``diffusion``'s directory (memoised in-process)."""
-        key = f"embedder:{diffusion.source}:{self._stage_device()}"
-        embedder = _memo_get(key)
-        if embedder is None:
-            embedder = diffusion.caption_embedder(device=self._stage_device())
-            _memo_put(key, embedder)
-        return embedder
+        return StageCache.caption_embedder(diffusion, self.device)
 
     def fit(self, train: EEGDataset, val: EEGDataset | None = None) -> NeuroImagen:
         from reconstruct._common import fingerprint
         from reconstruct.saliency_gan import SaliencyGAN
         from reconstruct.text_regressor import TextEmbeddingRegressor
 
-        _check_trainable(train)
-        enc_key = self._encoder_key(train)
+        self.check_params()
+        check_trainable(train)
+        stages = self._stages()
+        enc_key = stages.encoder_key(self.encoder_settings, self.seed, train)
         self.encoder_ = self.fit_encoder(train)
         feats = self.encoder_.encode(train.eeg)
 
@@ -294,7 +180,7 @@ class NeuroImagen(Method):
                 images = train.load_images(size=gan_cfg.image_size)
                 return SaliencyGAN(gan_cfg).fit(feats, images)
 
-            self.gan_ = self._cached(gan_key, "gan", SaliencyGAN.load, train_gan)
+            self.gan_ = stages.get(gan_key, "gan", SaliencyGAN.load, train_gan)
 
         self.diffusion_ = self.diffusion_for(train)
         self.sd_source_ = self.diffusion_.source
@@ -314,7 +200,7 @@ class NeuroImagen(Method):
                 targets = table[[row[c] for c in captions]]
                 return TextEmbeddingRegressor(reg_cfg).fit(feats, targets)
 
-            self.regressor_ = self._cached(reg_key, "regressor", TextEmbeddingRegressor.load, train_regressor)
+            self.regressor_ = stages.get(reg_key, "regressor", TextEmbeddingRegressor.load, train_regressor)
         self.fit_info_ = self._validation_info(train, feats, val)
         return self
 
@@ -419,13 +305,6 @@ class NeuroImagen(Method):
         return method
 
 
-def _check_trainable(train: EEGDataset) -> None:
-    if len(train) == 0:
-        raise UserError(f"{train.name}: empty training set; check the split")
-    if train.blinded:
-        raise UserError(f"{train.name}: training data is a blinded (test) view; pass the training subset")
-
-
 def _resize(images: np.ndarray, size: int | None) -> np.ndarray:
     if size is None or images.shape[1] == size:
         return images
@@ -436,8 +315,7 @@ def _resize(images: np.ndarray, size: int | None) -> np.ndarray:
 
 # --- the Table-3 ablations as registered variants -------------------------------------------------------
 # Settings for ``eeg2img demo --quick``: every stage shorter, the demo diffusion model smaller.
-QUICK_PARAMS = {"encoder_epochs": 40, "gan_epochs": 40, "regressor_epochs": 80, "steps": 10,
-                "demo_vae_steps": 400, "demo_unet_steps": 300}
+QUICK_PARAMS = {**QUICK_ENCODER, "gan_epochs": 40, "regressor_epochs": 80, **QUICK_DIFFUSION}
 
 
 def _variant(name: str, class_name: str, doc: str, **defaults) -> type[NeuroImagen]:

@@ -71,7 +71,7 @@ def test_every_diffusion_baseline_uses_neuroimagens_model_for_the_fold(fitted, d
 
 def test_triplet_retrieval_reuses_the_cached_neuroimagen_encoder(decodable, cache, monkeypatch):
     from reconstruct.encoder import TripletEEGEncoder
-    from reconstruct.pipeline import clear_memo
+    from reconstruct.stages import clear_memo
 
     train, test = decodable
     params = {"device": "cpu", "encoder_epochs": 3}
@@ -85,6 +85,13 @@ def test_triplet_retrieval_reuses_the_cached_neuroimagen_encoder(decodable, cach
     second = build_method("retrieval-triplet", **params)
     second.cache_dir = str(cache)
     np.testing.assert_array_equal(second.fit(train).reconstruct(test.blind()), out)
+    # NeuroImagen with the same encoder settings finds the very same entry (one StageCache for both)
+    from reconstruct.pipeline import NeuroImagen
+
+    reference = NeuroImagen(seed=0, **params)
+    reference.cache_dir = str(cache)
+    encoder = reference.fit_encoder(train)
+    np.testing.assert_array_equal(encoder.encode(test.eeg), second.encoder_.encode(test.eeg))
 
 
 # ------------------------------------------------------------------------------------------- oracles

@@ -5,7 +5,7 @@ Floors, bottom to top (docs/architecture.md):
    the run store, the method interface and registry);
 1. methods and metrics: ``metrics``, ``reconstruct``, ``baselines``;
 2. the grid: ``eeg2img.grid`` (config, plan, executors, cells, results);
-3. reports: ``reports``;
+3. reports: ``reports``, and the developers' latency history ``benchmarks.latency``;
 4. the command line: ``eeg2img.cli``.
 A module imports its own floor or lower ones, at the top of the file or inside a function.
 """
@@ -16,7 +16,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("eeg2img", "metrics", "reconstruct", "baselines", "reports")
+PACKAGES = ("eeg2img", "metrics", "reconstruct", "baselines", "reports", "benchmarks/latency")
 
 
 def import_graph() -> dict[str, set[str]]:
@@ -39,7 +39,7 @@ def import_graph() -> dict[str, set[str]]:
     return graph
 
 
-FLOORS = (("eeg2img.cli", 4), ("reports", 3), ("eeg2img.grid", 2),
+FLOORS = (("eeg2img.cli", 4), ("reports", 3), ("benchmarks.latency", 3), ("eeg2img.grid", 2),
           ("metrics", 1), ("reconstruct", 1), ("baselines", 1), ("eeg2img", 0))
 
 
@@ -94,7 +94,7 @@ def test_the_cycle_finder_finds_a_planted_cycle():
 
 def test_no_import_cycles_between_library_modules():
     graph = import_graph()
-    assert {"eeg2img.grid.runner", "metrics.stats", "reports.latency"} <= set(graph)
+    assert {"eeg2img.grid.runner", "metrics.stats", "benchmarks.latency.history"} <= set(graph)
     cycle = find_cycle(graph)
     assert cycle is None, " → ".join(cycle)
 

@@ -9,7 +9,8 @@ import pytest
 
 from eeg2img.errors import LeakageError, UserError
 from eeg2img.methods import available_methods, build_method
-from reconstruct.pipeline import NeuroImagen, clear_memo
+from reconstruct.pipeline import NeuroImagen
+from reconstruct.stages import clear_memo
 
 # Small enough for the test budget (the defaults train longer).
 FAST = dict(encoder="eegnet", encoder_epochs=30, gan_epochs=60, regressor_epochs=60, steps=8, strength=0.5,

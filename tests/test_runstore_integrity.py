@@ -212,6 +212,9 @@ BAD_VALUES = [
     ({"methods": {"retrieval-ridge": {"bogus": 1}}}, "methods.retrieval-ridge: unknown parameter 'bogus'"),
     ({"methods": {"retrieval-ridge": {"n_bins": "ten"}}}, "methods.retrieval-ridge.n_bins must be an integer"),
     ({"methods": {"floor-mean": {"seed": 3}}}, "set by the runner from the top-level seeds"),
+    # a value of the right type that the method cannot use: its check_params, still before any work
+    ({"methods": {"latent-ridge": {"strength": 1.5}}}, "methods.latent-ridge: latent-ridge: strength=1.5 is invalid"),
+    ({"methods": {"neuroimagen": {"caption": "gpt"}}}, "methods.neuroimagen: neuroimagen: caption='gpt' is invalid"),
 ]
 
 

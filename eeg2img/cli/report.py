@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from benchmarks.latency.rule import DEFAULT_THRESHOLD, STATS
 from eeg2img.errors import UserError
-from reports.regression_rule import DEFAULT_THRESHOLD, STATS
 
 
 def add_report_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -58,7 +58,7 @@ def _latency_options(parser) -> None:
 
 
 def run_latency(args: argparse.Namespace) -> int:
-    from reports.latency import build_latency_report
+    from benchmarks.latency import build_latency_report
 
     written, regressions = build_latency_report(args.history, args.out, threshold=args.threshold, stat=args.stat)
     for r in regressions.itertuples(index=False):

@@ -251,6 +251,13 @@ def check_method_params(name: str, params: dict, check: _Checker | None = None) 
         if not _same_kind(value, default):
             check.fail(f"methods.{name}.{key} must be {_type_name(default)} like its default, not "
                        f"{_type_name(value)} ({value!r}); write {key} = {_toml(default)}")
+    # The values themselves (ranges, choices): the method's own check_params, before any work.
+    from eeg2img.methods import build_method
+
+    try:
+        build_method(name, **params)
+    except UserError as err:
+        check.fail(f"methods.{name}: {err}")
 
 
 def _toml(value: Any) -> str:

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmarks.latency.rule import DEFAULT_THRESHOLD, STATS
 from eeg2img.atomic import write_csv, write_text, write_with
 from eeg2img.errors import UserError
-from reports.regression_rule import DEFAULT_THRESHOLD, STATS
 
 SERIES = ["machine", "cpu", "gpu", "benchmark"]
 

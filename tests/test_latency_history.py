@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from benchmarks.latency import build_latency_report, flag_regressions, load_history
 from eeg2img.cli import main
 from eeg2img.errors import UserError
-from reports.latency import build_latency_report, flag_regressions, load_history
 
 MACHINE = "Linux-CPython-3.11-64bit"
 
