@@ -51,6 +51,8 @@ from metrics.image_ops import images_to_tensor, tensor_to_images
 class _ConditionalImageModel(Method):
     """Shared plumbing: features, stimuli as tensors, minibatches, test-time generation."""
 
+    uses_cuda = True  # with device = "cuda" (the default is "cpu")
+
     def check_params(self) -> None:
         name = self.name
         check_choice(name, "condition", self.condition, ("lda+pca", "lda", "pca"))

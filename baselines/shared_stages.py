@@ -136,6 +136,7 @@ class DiffusionBaseline(Method):
     """A baseline that decodes through NeuroImagen's diffusion stage; subclasses add their own parameters."""
 
     shared_stage = "diffusion"
+    uses_cuda = True
 
     def check_params(self) -> None:
         check_seed(self.name, self.seed)

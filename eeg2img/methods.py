@@ -34,6 +34,12 @@ class Method:
     # images (the demo diffusion model): the runner groups a fold's methods by it and starts the
     # first job that needs it early, so parallel workers do other work while it is built.
     shared_stage: ClassVar[str | None] = None
+    # Part of every cell key: bump it when a change of the code changes the results at the same parameters
+    # (a changed default changes the key by itself, since the key covers every parameter's value).
+    version: ClassVar[str] = "1"
+    # True for a method that runs on CUDA when its ``device`` parameter asks for it ("auto" or "cuda[:N]"):
+    # the Ray executor then asks for a GPU for its fold job when the cluster has one.
+    uses_cuda: ClassVar[bool] = False
 
     def fit(self, train: EEGDataset, val: EEGDataset | None = None) -> Method:
         """Check the parameters (:meth:`check_params`), then learn from ``train``."""

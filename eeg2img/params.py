@@ -62,12 +62,18 @@ def check_seed(owner: str, value: Any) -> int:
 
 
 def check_device(owner: str, device: Any) -> str:
-    """'auto', 'cpu' or an available 'cuda[:N]' (torch is imported only here)."""
-    from eeg2img.devices import resolve_device
+    """'auto' or a device torch can name ('cpu', 'cuda[:N]'). Whether it exists is checked where the method
+    runs (``resolve_device`` in ``fit``): the machine that checks a config may not be the one with the GPU."""
+    import torch
 
+    bad = UserError(f"{owner}: device={device!r} is invalid; pass 'auto', 'cpu' or 'cuda[:N]'")
     if not isinstance(device, str):
-        raise UserError(f"{owner}: device={device!r} is invalid; pass 'auto', 'cpu' or 'cuda[:N]'")
-    resolve_device(device, owner)
+        raise bad
+    if device != "auto":
+        try:
+            torch.device(device)
+        except RuntimeError:
+            raise bad from None
     return device
 
 

@@ -69,6 +69,7 @@ class NeuroImagen(Method):
     name = "neuroimagen"
     is_oracle = False
     shared_stage = "diffusion"  # the demo diffusion model, trained once per training image set
+    uses_cuda = True
 
     def __init__(
         self,

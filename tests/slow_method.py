@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -14,9 +15,10 @@ class SlowMeanImage(Method):
 
     name = "test-slow-mean"
 
-    def __init__(self, delay: float = 0.0, seed: int = 0):
+    def __init__(self, delay: float = 0.0, seed: int = 0, pid_file: str = ""):
         self.delay = delay
         self.seed = seed
+        self.pid_file = pid_file  # when set, reconstruct appends its process id there first (a test kills it)
 
     def fit(self, train, val=None):
         import torch
@@ -26,6 +28,9 @@ class SlowMeanImage(Method):
         return self
 
     def reconstruct(self, test):
+        if self.pid_file:
+            with open(self.pid_file, "a") as f:
+                f.write(f"{os.getpid()}\n")
         time.sleep(self.delay)
         calls.append(len(test))
         return np.repeat(np.round(self.mean_)[None].astype(np.uint8), len(test), axis=0)

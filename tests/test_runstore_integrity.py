@@ -125,6 +125,30 @@ def test_the_metric_specification_is_part_of_the_key(tmp_path):
     assert set(b.metric) == {"ssim", "pixcorr"}
 
 
+def test_the_key_covers_every_parameter_value_and_the_method_version(monkeypatch):
+    """A default changed in the code, or a bumped Method.version, gives new cells; writing a default out does not."""
+    from baselines.retrieval import RidgeRetrieval
+    from eeg2img.grid.runner import MethodSpec
+    from eeg2img.methods import _REGISTRY
+
+    inputs = {"dataset": "d", "split": "s"}
+    base = MethodSpec("retrieval-ridge", {}).config_hash(0, inputs)
+    assert MethodSpec("retrieval-ridge", {"n_bins": 10}).config_hash(0, inputs) == base  # the default, written out
+    assert MethodSpec("retrieval-ridge", {"n_bins": 12}).config_hash(0, inputs) != base
+
+    class NewDefault(RidgeRetrieval):
+        def __init__(self, seed: int = 0, image_size: int | None = None, n_bins: int = 12, alpha: float | None = None,
+                     feature_size: int = 16):
+            super().__init__(seed, image_size, n_bins, alpha, feature_size)
+
+    class NewBehaviour(RidgeRetrieval):
+        version = "2"
+
+    for changed in (NewDefault, NewBehaviour):
+        monkeypatch.setitem(_REGISTRY, "retrieval-ridge", changed)
+        assert MethodSpec("retrieval-ridge", {}).config_hash(0, inputs) != base, changed.__name__
+
+
 # --- 2. one writer per store --------------------------------------------------------------------------------
 def test_a_second_run_on_a_held_store_fails_in_one_line_naming_the_holder(tmp_path, capsys):
     data = _synth(tmp_path / "data", seed=0)

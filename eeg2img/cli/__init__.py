@@ -66,7 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the experiment grid of a TOML config")
     run.add_argument("--config", required=True, type=Path)
     run.add_argument("--out", type=Path, default=None, help="runs directory (default: runs_dir of the config, else ./runs)")
-    run.add_argument("--executor", choices=("inline", "process"), default=None)
+    run.add_argument("--executor", choices=("inline", "process", "ray"), default=None)
+    run.add_argument("--address", default=None,
+                     help='--executor ray: the cluster to join ("auto", "ray://host:port"); default: start a local one')
     run.add_argument("--workers", type=_positive, default=None)
     run.add_argument("--prune", action="store_true",
                      help="first delete the cells of the runs directory that this config does not refer to")
@@ -182,7 +184,10 @@ def _run(args) -> int:
 
     config = load_config(args.config)
     runs_dir = args.out or (Path(config.runs_dir) if config.runs_dir else Path("runs"))
-    executor = make_executor(args.executor or config.executor, args.workers or config.workers)
+    name = args.executor or config.executor
+    if args.address and name != "ray":
+        raise UserError("--address is for --executor ray (the Ray cluster to join); add --executor ray or drop it")
+    executor = make_executor(name, args.workers or config.workers, args.address or config.address)
     table = run_grid(config, runs_dir, executor=executor, prune_others=args.prune)
     print(f"{len(table)} result rows → {runs_dir / 'results.csv'}")
     return 0

@@ -5,7 +5,7 @@ Example::
     seeds = [0]
     protocols = ["per-subject", "loso"]
     metrics = ["ssim", "pixcorr", "fid", "is", "nway", "acc"]
-    executor = "inline"          # or "process" (a pool across folds)
+    executor = "inline"          # or "process" (a pool across folds), or "ray" (docs/runs.md: on a cluster)
     workers = 2
     runs_dir = "runs"            # relative to the config file; `eeg2img run --out` overrides it
     backbone = "synth-cnn"       # or "inception-tf", "alexnet", "classifier" (official weights), "proxy"
@@ -38,10 +38,10 @@ from typing import Any
 from eeg2img.errors import UserError, path_error
 from eeg2img.splits import PROTOCOLS
 
-EXECUTORS = ("inline", "process")
+EXECUTORS = ("inline", "process", "ray")
 GRID_BACKBONES = ("synth-cnn", "proxy", "inception-tf", "alexnet", "classifier")
 SEED_LIMIT = 2**32  # numpy's seed range
-_TOP_KEYS = {"seeds", "protocols", "metrics", "executor", "workers", "datasets", "methods", "runs_dir",
+_TOP_KEYS = {"seeds", "protocols", "metrics", "executor", "workers", "address", "datasets", "methods", "runs_dir",
              "allow_test_images_in_train", "backbone", "backbone_weights"}
 _DATASET_KEYS = {"path", "subjects", "images", "captions", "split_file"}
 _DATASET_PATHS = ("images", "captions", "split_file")
@@ -63,6 +63,7 @@ class GridConfig:
     metrics: tuple[str, ...] = ("ssim", "pixcorr")
     executor: str = "inline"
     workers: int = 1
+    address: str | None = None  # executor = "ray": "auto", "ray://host:port"; None starts a local instance
     runs_dir: str | None = None
     allow_test_images_in_train: bool = False
     backbone: str = "synth-cnn"
@@ -165,6 +166,11 @@ def parse_config(raw: dict, base: Path = Path("."), where: str = "config") -> Gr
         check.fail(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")
     seeds = check.int_list("seeds", raw.get("seeds", [0]), 0, SEED_LIMIT, "[0, 1, 2]")
     workers = check.integer("workers", raw.get("workers", 1), 1, None, "2")
+    address = raw.get("address")
+    if address is not None:
+        address = check.string("address", address, '"auto"')
+        if executor != "ray":
+            check.fail('address is for executor = "ray" (the Ray cluster to join); remove it or set executor = "ray"')
     runs_dir = raw.get("runs_dir")
     if runs_dir is not None:
         runs_dir = str(_resolve(check.string("runs_dir", runs_dir, '"runs"'), base))
@@ -184,6 +190,7 @@ def parse_config(raw: dict, base: Path = Path("."), where: str = "config") -> Gr
         metrics=metrics,
         executor=executor,
         workers=workers,
+        address=address,
         runs_dir=runs_dir,
         allow_test_images_in_train=check.boolean("allow_test_images_in_train", raw.get("allow_test_images_in_train", False)),
         backbone=backbone,

@@ -49,8 +49,15 @@ class MethodSpec:
     params: dict = field(default_factory=dict)
 
     def config_hash(self, seed: int, inputs: dict | None = None) -> str:
-        """The cell's key: this method, its parameters and seed, and every other input of the cell."""
-        return config_hash({"method": self.name, "params": self.params, "seed": seed, "inputs": inputs or {}})
+        """The cell's key: this method, its code version, *every* parameter and seed, and every other input.
+
+        The parameters are the built method's ``get_params()``, the defaults included, so a default that
+        changes in the code gives new cells instead of serving the old ones; ``Method.version`` covers a
+        change of behaviour at the same parameters.
+        """
+        method = build_method(self.name, seed=seed, **self.params)
+        return config_hash({"method": self.name, "version": str(getattr(method, "version", "")),
+                            "params": method.get_params(), "seed": seed, "inputs": inputs or {}})
 
 
 @dataclass(frozen=True)
@@ -453,7 +460,12 @@ def _start_worker(threads: int, modules: tuple[str, ...]) -> None:
         importlib.import_module(name)
 
 
-def make_executor(name: str, workers: int = 1):
+def make_executor(name: str, workers: int = 1, address: str | None = None):
+    if name == "ray":
+        from eeg2img.grid.ray_executor import RayExecutor, import_ray
+
+        import_ray()  # without the extra: one line with the install hint, before anything is written
+        return RayExecutor(address, threads=CELL_THREADS)
     return ProcessExecutor(workers) if name == "process" else InlineExecutor()
 
 
@@ -501,7 +513,7 @@ def run_grid(config: GridConfig, runs_dir: str | Path, executor=None, progress: 
             if progress:
                 print(f"pruned {len(removed)} cell(s) the config does not refer to")
         store.write_current(keys)
-        executor = executor or make_executor(config.executor, config.workers)
+        executor = executor or make_executor(config.executor, config.workers, config.address)
         with tqdm(total=len(keys), desc="grid", unit="cell", disable=not progress) as bar:
 
             def tick(o: CellOutcome) -> None:
