@@ -29,6 +29,7 @@ from baselines._common import check_test_eeg
 from baselines.features import EEGFeatures
 from baselines.shared_stages import DiffusionBaseline
 from eeg2img.datasets.base import EEGDataset
+from eeg2img.devices import optimizer_options
 from eeg2img.methods import register
 from eeg2img.params import check_choice, check_float, check_int, check_optional_int, takes_settings
 from eeg2img.seeding import torch_seeded
@@ -56,6 +57,7 @@ class DreamDiffusion(DiffusionBaseline):
     """EEG → projected cross-attention tokens, tuned with the diffusion loss through the shared U-Net."""
 
     name = "dreamdiffusion"
+    version = "2"  # 2: the tuning steps use torch's fused AdamW (same maths, other rounding)
 
     def __init__(self, seed: int = 0, image_size: int | None = None, n_bins: int = 10, n_components: int | None = 64,
                  hidden: int = 256, tune: str = "cross-attention", align_weight: float = 1.0,
@@ -137,7 +139,7 @@ class DreamDiffusion(DiffusionBaseline):
             unet_params = self._trainable_unet_params(unet)
             if unet_params:
                 groups.append({"params": unet_params, "lr": self.unet_lr})
-            opt = torch.optim.AdamW(groups, weight_decay=1e-4)
+            opt = torch.optim.AdamW(groups, weight_decay=1e-4, **optimizer_options(device))
             gen = torch.Generator().manual_seed(self.seed)
             captions_t = torch.from_numpy(captions)
             bs = min(self.tune_batch_size, len(feats))

@@ -51,3 +51,12 @@ def cpu_threads(device: torch.device | str) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def optimizer_options(device: torch.device | str) -> dict[str, Any]:
+    """Keyword arguments for torch's Adam / AdamW on ``device``: the fused kernel where torch has one.
+
+    torch's default on CPU is a Python loop over the parameters, which for the demo's tiny diffusion
+    U-Net is about a sixth of a training step (96 → 79 ms per step with ``fused=True``, issue 10's note).
+    """
+    return {"fused": True} if torch.device(device).type in ("cpu", "cuda") else {}

@@ -45,6 +45,14 @@ class Method:
         """Check the parameters (:meth:`check_params`), then learn from ``train``."""
         raise NotImplementedError
 
+    def prefit(self, train: EEGDataset, val: EEGDataset | None = None) -> None:
+        """Optional: train, through the stage cache, the parts of ``fit`` that do not need the shared stage.
+
+        The runner calls it in a job of its own ahead of the fold's cells, so a pool trains these parts
+        while another worker builds the shared stage. ``fit`` must give the same result whether this ran
+        or not (it finds the parts cached). Default: nothing to do.
+        """
+
     def check_params(self) -> None:
         """Raise a one-line UserError for a parameter value the method cannot use (scikit-learn's rule:
         the constructor only stores; :func:`build_method` and ``fit`` call this)."""

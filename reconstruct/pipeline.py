@@ -160,13 +160,17 @@ class NeuroImagen(Method):
         """The tokenizer + text encoder of ``diffusion``'s directory (memoised in-process)."""
         return StageCache.caption_embedder(diffusion, self.device)
 
-    def fit(self, train: EEGDataset, val: EEGDataset | None = None) -> NeuroImagen:
-        from reconstruct._common import fingerprint
-        from reconstruct.saliency_gan import SaliencyGAN
-        from reconstruct.text_regressor import TextEmbeddingRegressor
-
+    def prefit(self, train: EEGDataset, val: EEGDataset | None = None) -> None:
+        """Stages 1–2 (the encoder and the saliency GAN) need no diffusion model: train them ahead."""
         self.check_params()
         check_trainable(train)
+        self._fit_eeg_stages(train)
+
+    def _fit_eeg_stages(self, train: EEGDataset) -> tuple[str, np.ndarray]:
+        """Stages 1–2 through the stage cache; returns the encoder's key and the training features."""
+        from reconstruct._common import fingerprint
+        from reconstruct.saliency_gan import SaliencyGAN
+
         stages = self._stages()
         enc_key = stages.encoder_key(self.encoder_settings, self.seed, train)
         self.encoder_ = self.fit_encoder(train)
@@ -182,7 +186,16 @@ class NeuroImagen(Method):
                 return SaliencyGAN(gan_cfg).fit(feats, images)
 
             self.gan_ = stages.get(gan_key, "gan", SaliencyGAN.load, train_gan)
+        return enc_key, feats
 
+    def fit(self, train: EEGDataset, val: EEGDataset | None = None) -> NeuroImagen:
+        from reconstruct._common import fingerprint
+        from reconstruct.text_regressor import TextEmbeddingRegressor
+
+        self.check_params()
+        check_trainable(train)
+        stages = self._stages()
+        enc_key, feats = self._fit_eeg_stages(train)
         self.diffusion_ = self.diffusion_for(train)
         self.sd_source_ = self.diffusion_.source
         embedder = self.caption_embedder_for(self.diffusion_)

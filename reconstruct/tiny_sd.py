@@ -27,7 +27,7 @@ import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from eeg2img.devices import cpu_threads
+from eeg2img.devices import cpu_threads, optimizer_options
 from eeg2img.errors import UserError
 from metrics.image_ops import images_to_tensor
 from reconstruct._common import (
@@ -38,7 +38,7 @@ from reconstruct._common import (
     staging_directory,
 )
 
-FORMAT_VERSION = 2  # bump when training changes, so cached models are retrained
+FORMAT_VERSION = 3  # bump when training changes, so cached models are retrained
 INFO_FILE = "eeg2img_tiny_sd.json"
 
 
@@ -174,7 +174,7 @@ def train_vae(vae, x: torch.Tensor, cfg: TinySDConfig, rng: torch.Generator) -> 
     """L2 reconstruction + ``kl_weight``·KL, one-cycle schedule; returns the loss per step."""
     device = resolve_device(cfg.device)
     vae.to(device).train()
-    opt = torch.optim.Adam(vae.parameters(), lr=cfg.vae_lr)
+    opt = torch.optim.Adam(vae.parameters(), lr=cfg.vae_lr, **optimizer_options(device))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.vae_lr, total_steps=max(2, cfg.vae_steps), pct_start=0.15)
     losses = []
     for _ in tqdm(range(cfg.vae_steps), desc="tiny SD: VAE", disable=None, leave=False):
@@ -221,7 +221,7 @@ def train_denoiser(unet, text_encoder, tokenizer, scheduler, lat_mean: torch.Ten
     unet.to(device).train()
     text_encoder.to(device).train()
     params = list(unet.parameters()) + list(text_encoder.parameters())
-    opt = torch.optim.AdamW(params, lr=cfg.unet_lr, weight_decay=1e-4)
+    opt = torch.optim.AdamW(params, lr=cfg.unet_lr, weight_decay=1e-4, **optimizer_options(device))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.unet_lr, total_steps=max(2, cfg.unet_steps), pct_start=0.1)
     t_max = noise_sched.config.num_train_timesteps
     snr = noise_sched.alphas_cumprod / (1 - noise_sched.alphas_cumprod)
@@ -244,7 +244,7 @@ def train_denoiser(unet, text_encoder, tokenizer, scheduler, lat_mean: torch.Ten
         loss = (per_sample * weight[t].to(device)).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True)
         opt.step()
         sched.step()
         losses.append(float(loss.detach()))

@@ -174,12 +174,62 @@ def test_plan_starts_the_first_job_of_a_shared_stage_before_the_stage_free_jobs(
     config = grid(tiny_synth_dir, methods={"floor-mean": {}, "neuroimagen": {}, "oracle-saliency": {}})
     jobs = plan(config, tmp_path)
     names = [tuple(m.name for m in j.methods) for j in jobs]
-    assert len(jobs) == 12  # 6 folds × (stage-free, diffusion)
-    assert names[0] == ("neuroimagen", "oracle-saliency")  # builds the shared model at once
+    diffusion = ("neuroimagen", "oracle-saliency")
+    assert len(jobs) == 18  # 6 folds × (stage-free, diffusion), and a prefit job per diffusion job
+    assert names[0] == diffusion and not jobs[0].prefit  # builds the shared model at once
     assert names[1:7] == [("floor-mean",)] * 6  # what a second worker does meanwhile
-    assert names[7:] == [("neuroimagen", "oracle-saliency")] * 5
+    assert names[7:13] == [diffusion] * 6 and all(j.prefit for j in jobs[7:13])  # then the EEG stages of every fold
+    assert names[13:] == [diffusion] * 5 and not any(j.prefit for j in jobs[13:])
     folds = [(j.protocol, j.fold) for j in jobs]
-    assert sorted(set(folds)) == sorted(set(folds[1:7])) and len(set(folds[7:]) | {folds[0]}) == 6
+    assert sorted(set(folds)) == sorted(set(folds[1:7])) == sorted(set(folds[7:13]))
+    assert len(set(folds[13:]) | {folds[0]}) == 6
+    keys = [k for j in jobs for k in j.cell_keys()]  # prefit jobs own no cell: none is counted twice
+    assert len(keys) == len(set(keys)) == 18 and all(j.cell_keys() == [] for j in jobs[7:13])
+    # a grid whose methods have nothing to train before the stage gets no prefit job
+    plain = plan(grid(tiny_synth_dir, methods={"floor-mean": {}, "oracle-saliency": {}}), tmp_path)
+    assert len(plain) == 12 and not any(j.prefit for j in plain)
+
+
+FAST_NEUROIMAGEN = dict(encoder="eegnet", encoder_epochs=4, gan_epochs=4, regressor_epochs=10, steps=4, strength=0.5,
+                        demo_vae_steps=30, demo_unet_steps=30, device="cpu")
+
+
+def test_a_prefit_job_trains_the_eeg_stages_that_the_fold_job_then_loads_with_the_same_result(
+        tiny_synth_dir, tmp_path, monkeypatch):
+    from eeg2img.grid.runner import run_fold_job
+    from reconstruct.saliency_gan import SaliencyGAN
+    from reconstruct.stages import clear_memo
+
+    config = parse_config({"datasets": [{"path": str(tiny_synth_dir / "eeg_synth.pth")}], "protocols": ["loso"],
+                           "metrics": ["ssim", "pixcorr"], "methods": {"neuroimagen": FAST_NEUROIMAGEN}})
+    jobs = plan(config, tmp_path / "with")
+    prefit = next(j for j in jobs if j.prefit)
+    job = next(j for j in jobs if not j.prefit and j.fold == prefit.fold)
+    clear_memo()
+    assert run_fold_job(prefit) == []
+    cache = tmp_path / "with" / ".cache"
+    assert len(list(cache.rglob("gan/*/config.json"))) == 1 and list(cache.rglob("encoder/*"))
+    assert not RunStore(tmp_path / "with").is_done(job.cell_key(job.methods[0]))  # no cell written
+
+    clear_memo()  # another worker: it finds the stages on disk and must not train them again
+    with monkeypatch.context() as m:
+        m.setattr(SaliencyGAN, "fit", lambda *a, **k: pytest.fail("the GAN was trained twice"))
+        run_fold_job(job)
+    clear_memo()
+    alone = next(j for j in plan(config, tmp_path / "without") if not j.prefit and j.fold == job.fold)
+    run_fold_job(alone)
+    key = job.cell_key(job.methods[0])
+    with_prefit = RunStore(tmp_path / "with").load_reconstructions(key, _test_trials(job))
+    without = RunStore(tmp_path / "without").load_reconstructions(key, _test_trials(job))
+    np.testing.assert_array_equal(with_prefit, without)
+
+
+def _test_trials(job) -> list[str]:
+    from eeg2img.grid.runner import _folds, _load
+
+    dataset = _load(job.dataset_path, job.dataset_options)
+    fold = _folds(job.dataset_path, job.dataset_options, job.protocol, job.seed, job.split_options)[job.fold]
+    return [str(t) for t in dataset.subset(fold.test).trial_ids]
 
 
 def _build_once(entry: str, log: str) -> None:

@@ -17,7 +17,8 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -79,6 +80,9 @@ class FoldJob:
     split_fingerprint: str = ""
     metric_spec: str = "{}"  # JSON of :func:`metric_spec` (a string keeps the job hashable and picklable)
     backbone_weights: str | None = None
+    # A prefit job only runs its methods' :meth:`~eeg2img.methods.Method.prefit` (what they can train
+    # before the shared stage exists); it has no cells of its own, the job with prefit=False has them.
+    prefit: bool = False
 
     def inputs(self) -> dict:
         """Everything besides the method that decides this fold's cells (what their keys cover)."""
@@ -93,7 +97,7 @@ class FoldJob:
                        spec.config_hash(self.seed, self.inputs()))
 
     def cell_keys(self) -> list[CellKey]:
-        return [self.cell_key(spec) for spec in self.methods]
+        return [] if self.prefit else [self.cell_key(spec) for spec in self.methods]
 
 
 @dataclass
@@ -142,13 +146,17 @@ def _folds_stamped(path: str, options: tuple, protocol: str, seed: int, split_op
 def run_fold_job(job: FoldJob, on_cell: Callable[[CellOutcome], None] | None = None) -> list[CellOutcome]:
     """Run (or skip, when finished) every cell of one fold; results land only in the run store.
 
-    ``on_cell`` is called after each cell (in-process progress reporting).
+    ``on_cell`` is called after each cell (in-process progress reporting). A prefit job runs only the
+    prefit of its unfinished cells' methods and reports no cell.
     """
     dataset = _load(job.dataset_path, job.dataset_options)
     fold = _folds(job.dataset_path, job.dataset_options, job.protocol, job.seed, job.split_options)[job.fold]
     if (dataset.fingerprint, fold.fingerprint) != (job.dataset_fingerprint, job.split_fingerprint):
         raise UserError(f"{job.dataset_path}: the dataset or its split changed while the grid ran; rerun `eeg2img run`")
     store = RunStore(job.runs_dir)
+    if job.prefit:
+        _prefit(store, dataset, fold, job)
+        return []
     outcomes = []
     for spec in job.methods:
         key = job.cell_key(spec)
@@ -167,23 +175,44 @@ def run_fold_job(job: FoldJob, on_cell: Callable[[CellOutcome], None] | None = N
 
 
 def run_cell(store: RunStore, key: CellKey, dataset: EEGDataset, fold: Fold, spec: MethodSpec, job: FoldJob) -> None:
+    with _cell_threads():
+        _run_cell(store, key, dataset, fold, spec, job)
+
+
+@contextmanager
+def _cell_threads() -> Iterator[None]:
     import torch
 
     previous = torch.get_num_threads()
     torch.set_num_threads(CELL_THREADS)
     try:
-        _run_cell(store, key, dataset, fold, spec, job)
+        yield
     finally:
         torch.set_num_threads(previous)
 
 
-def _run_cell(store: RunStore, key: CellKey, dataset: EEGDataset, fold: Fold, spec: MethodSpec, job: FoldJob) -> None:
+def _cell_method(spec: MethodSpec, job: FoldJob, dataset: EEGDataset):
+    """The cell's method, built as every cell builds it: global seeds set, the fold's stage cache attached."""
     import torch
 
     torch.manual_seed(job.seed)
     np.random.seed(job.seed)
     method = build_method(spec.name, seed=job.seed, **spec.params)
     method.cache_dir = Path(job.runs_dir) / ".cache" / dataset.name / f"seed-{job.seed}"
+    return method
+
+
+def _prefit(store: RunStore, dataset: EEGDataset, fold: Fold, job: FoldJob) -> None:
+    train = dataset.subset(fold.train)
+    val = dataset.subset(fold.val) if len(fold.val) else None
+    with _cell_threads():
+        for spec in job.methods:
+            if not store.is_done(job.cell_key(spec)):
+                _cell_method(spec, job, dataset).prefit(train, val)
+
+
+def _run_cell(store: RunStore, key: CellKey, dataset: EEGDataset, fold: Fold, spec: MethodSpec, job: FoldJob) -> None:
+    method = _cell_method(spec, job, dataset)
     record = provenance(
         config_hash=key.config_hash,
         split_fingerprint=fold.fingerprint,
@@ -392,8 +421,10 @@ def _shared_stages_first(jobs: list[FoldJob]) -> list[FoldJob]:
     """Order jobs so a pool builds each shared stage at once while its other workers do the rest.
 
     For each (stage, dataset, seed) the first job that needs the stage goes first — it builds it —
-    then every job that needs no shared stage, then the remaining jobs, which find the stage built
-    (or wait for it on its build lock). The order changes no result: every cell is seeded on its own.
+    then every job that needs no shared stage, then a prefit job for each job that needs a stage (what
+    its methods can train without it: NeuroImagen's encoder and GAN), then the remaining jobs, which
+    find the stage built (or wait for it on its build lock). The order changes no result: every cell
+    is seeded on its own, and prefit work is found by ``fit`` in the stage cache.
     """
     from eeg2img.methods import shared_stage
 
@@ -411,7 +442,14 @@ def _shared_stages_first(jobs: list[FoldJob]) -> list[FoldJob]:
             first.append(job)
         else:
             rest.append(job)
-    return first + free + rest
+    return first + free + [replace(job, prefit=True) for job in first + rest if _has_prefit(job)] + rest
+
+
+def _has_prefit(job: FoldJob) -> bool:
+    from eeg2img.methods import Method
+
+    return any(type(build_method(spec.name, seed=job.seed, **spec.params)).prefit is not Method.prefit
+               for spec in job.methods)
 
 
 class InlineExecutor:
