@@ -76,3 +76,12 @@ def sha256_of(path: str | os.PathLike) -> str:
         raise path_error(err, "check its permissions") from None
     remember(path, h.hexdigest())
     return _MEMO[identity]
+
+
+def document_digest(doc: dict, leave_out: str) -> str:
+    """sha256 of a JSON document without its ``leave_out`` key (canonical JSON: sorted keys, no spaces).
+
+    The id of a document that carries its own id (a run store's benchmark, a submission's).
+    """
+    body = {k: v for k, v in doc.items() if k != leave_out}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

@@ -16,6 +16,9 @@ Layout::
         set_inputs.npz     per-trial features of the set-level metrics (FID, KID, IS), rows in trials order
         DONE               written last; a cell with DONE is skipped by a rerun
     RUNS/current.json  the cells of the config last run here (what results.csv and the report are built from)
+    RUNS/benchmark.json  the benchmark those cells belong to: its ``benchmark_id`` and what it hashes
+                       (every fold's dataset and split fingerprints, the metric specification;
+                       ``eeg2img.grid.benchmark``)
     RUNS/results.csv, RUNS/results.parquet   the tidy rows of those cells
     RUNS/.lock         held by the one `eeg2img run` writing the store (holds its pid)
     RUNS/set_level.csv, RUNS/set_level.parquet   FID, KID and IS over the pooled test trials of all folds of
@@ -51,6 +54,7 @@ from eeg2img.atomic import (
     write_text,
     write_with,
 )
+from eeg2img.digest import document_digest
 from eeg2img.errors import UserError
 
 # ``label`` is the protocol the engine computed the value under ("5-way top-1"): part of what a value is.
@@ -63,6 +67,7 @@ SET_LEVEL_FILE_COLUMNS = [*POOLED_KEYS, "folds", "subject", "metric", "backbone"
                           "ci_high", "n", "min_n", "status", "warning"]
 _SET_INPUTS = "set_inputs.npz"
 CURRENT_FILE = "current.json"
+BENCHMARK_FILE = "benchmark.json"
 LOCK_FILE = ".lock"
 CELL_FILE = "cell.json"
 PROVENANCE_FILE = "provenance.json"
@@ -223,6 +228,25 @@ class RunStore:
 
     def write_current(self, keys: list[CellKey]) -> None:
         write_json(self.root / CURRENT_FILE, {"cells": sorted(str(k.relpath()) for k in keys)})
+
+    def write_benchmark(self, doc: dict) -> None:
+        write_json(self.root / BENCHMARK_FILE, doc)
+
+    def read_benchmark(self) -> dict | None:
+        """The benchmark document of the config last run here; None for a store written before benchmark ids."""
+        path = self.root / BENCHMARK_FILE
+        if not path.is_file():
+            return None
+        fix = "rerun `eeg2img run` with the store's config to rewrite it"
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise UserError(f"{path}: unreadable ({err.__class__.__name__}); {fix}") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("benchmark_id"), str) or not isinstance(doc.get("folds"), list):
+            raise UserError(f"{path}: not a benchmark document (needs 'benchmark_id' and 'folds'); {fix}")
+        if document_digest(doc, "benchmark_id") != doc["benchmark_id"]:
+            raise UserError(f"{path}: benchmark_id does not match the document (edited by hand?); {fix}")
+        return doc
 
     def results(self, keys: list[CellKey] | None = None) -> pd.DataFrame:
         frames = []

@@ -188,6 +188,13 @@ def _ablation_section(ablation: pd.DataFrame) -> str:
     return note + frame_html("ablation", ablation, kind_column=None)
 
 
+def benchmark_line(runs: Runs) -> str:
+    """The benchmark these numbers belong to: compare two reports' ids before comparing their numbers."""
+    if runs.benchmark is None:
+        return "Benchmark id: unknown (the run store predates benchmark ids; rerun `eeg2img run`)"
+    return f"Benchmark id: {runs.benchmark['benchmark_id']} ({len(runs.benchmark['folds'])} folds)"
+
+
 def _provenance_section(runs: Runs, substitutes: frozenset[str]) -> str:
     cells = runs.cells
     parts = [f'<p class="note">{len(cells)} finished cells in <code>{esc(runs.root)}</code>.</p>']
@@ -322,12 +329,12 @@ def build_report(runs_dir: str | Path, out_dir: str | Path, *, ci: str = "units"
     now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     datasets = ", ".join(sorted(runs.results["dataset"].unique()))
     meta = (f"Generated {esc(now)} from {len(runs.cells)} finished cells; datasets: {esc(datasets)}; "
-            f"protocols: {esc(', '.join(sorted(runs.results['protocol'].unique())))}.")
+            f"protocols: {esc(', '.join(sorted(runs.results['protocol'].unique())))}. {esc(benchmark_line(runs))}.")
     html = page(TITLE, meta, notes, sections, _provenance_section(runs, substitutes))
 
     _prepare_out(out)
     write_csv(out / "leaderboard.csv", board_csv)
-    write_text(out / "leaderboard.md", leaderboard_markdown(wide, columns, plain_notes, TITLE))
+    write_text(out / "leaderboard.md", leaderboard_markdown(wide, columns, [benchmark_line(runs), *plain_notes], TITLE))
     write_csv(out / "per_subject.csv", subj_wide)
     write_csv(out / "cross_subject_gap.csv", gap)
     write_csv(out / "significance.csv", sig)

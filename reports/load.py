@@ -179,6 +179,9 @@ class Runs:
     cells: list[Cell]
     results: pd.DataFrame  # RESULT_COLUMNS + kind; subject as str, fold as str, seed as int
     notes: list[str] = field(default_factory=list)
+    # RUNS/benchmark.json (eeg2img.grid.benchmark): the benchmark id and what it hashes; None for a store
+    # written before benchmark ids
+    benchmark: dict | None = None
     # FID/KID/IS over the pooled test trials of each (dataset, protocol, method, seed): SET_LEVEL_FILE_COLUMNS
     # + kind; rows with status "N < min" have no value
     set_level: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=[*SET_LEVEL_FILE_COLUMNS, "kind"]))
@@ -343,7 +346,10 @@ def load_runs(runs_dir: str | Path) -> Runs:
                      "cell and metric exist")
         results = results[~redundant]
     results = results.reset_index(drop=True)
-    runs = Runs(root=root, cells=cells, results=results, notes=notes)
+    benchmark = store.read_benchmark()
+    if benchmark is None:
+        notes.append(f"{root}: no benchmark id (the store predates them); rerun `eeg2img run` to record it")
+    runs = Runs(root=root, cells=cells, results=results, notes=notes, benchmark=benchmark)
     results["kind"] = results["method"].map(runs.kinds)
     runs.set_level = _set_level(store, cells, runs.kinds)
     return runs

@@ -27,6 +27,7 @@ import pandas as pd
 
 from eeg2img.datasets.base import EEGDataset
 from eeg2img.errors import UserError
+from eeg2img.grid.benchmark import benchmark_identity
 from eeg2img.grid.config import GridConfig
 from eeg2img.methods import build_method
 from eeg2img.provenance import config_hash, provenance
@@ -551,6 +552,7 @@ def run_grid(config: GridConfig, runs_dir: str | Path, executor=None, progress: 
             if progress:
                 print(f"pruned {len(removed)} cell(s) the config does not refer to")
         store.write_current(keys)
+        store.write_benchmark(benchmark_identity(jobs))
         executor = executor or make_executor(config.executor, config.workers, config.address)
         with tqdm(total=len(keys), desc="grid", unit="cell", disable=not progress) as bar:
 
