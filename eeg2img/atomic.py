@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,45 @@ def atomic_path(target: str | Path):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def staging_directory(target: str | Path) -> Path:
+    """A fresh sibling directory of ``target`` (same filesystem, so ``os.replace`` is atomic), with the
+    mode the umask gives a new directory (mkdtemp's 0700 would hide it from collaborators)."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    os.chmod(tmp, 0o777 & ~current_umask())
+    return tmp
+
+
+def replace_directory(tmp_dir: str | Path, target: str | Path) -> Path:
+    """Move a fully written ``tmp_dir`` into place so readers never see a half-written ``target``."""
+    import shutil
+
+    target = Path(target)
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        os.replace(target, old / "x")
+        os.replace(tmp_dir, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp_dir, target)
+    return target
+
+
+@contextmanager
+def atomic_directory(target: str | Path) -> Iterator[Path]:
+    """Yield a staging directory; when the block succeeds it replaces ``target``, else it is removed."""
+    import shutil
+
+    tmp = staging_directory(target)
+    try:
+        yield tmp
+        replace_directory(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def current_umask() -> int:

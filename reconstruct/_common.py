@@ -6,9 +6,7 @@ import dataclasses
 import functools
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,6 +14,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
+from eeg2img.atomic import replace_directory, staging_directory
 from eeg2img.devices import cpu_threads
 from eeg2img.errors import UserError
 
@@ -66,26 +65,6 @@ def fingerprint(*parts: Any) -> str:
             h.update(json.dumps(part, sort_keys=True, default=str).encode())
         h.update(b"\x00")
     return h.hexdigest()
-
-
-def replace_directory(tmp_dir: Path, target: Path) -> Path:
-    """Move a fully written ``tmp_dir`` into place so readers never see a half-written ``target``."""
-    target = Path(target)
-    if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-        os.replace(target, old / "x")
-        os.replace(tmp_dir, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp_dir, target)
-    return target
-
-
-def staging_directory(target: Path) -> Path:
-    """A fresh sibling directory of ``target`` on the same filesystem, for an atomic ``os.replace``."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
 
 
 def save_component(directory: str | Path, state: dict[str, torch.Tensor], config: dict[str, Any]) -> Path:

@@ -1,6 +1,6 @@
 """The ``eeg2img`` command line: one parser, every subcommand (the top floor; nothing imports it).
 
-``data``, ``splits`` and ``run`` live here; ``evaluate``, ``report`` and ``demo`` in their own modules
+``data``, ``splits``, ``run`` and ``kit`` live here; ``evaluate``, ``report`` and ``demo`` in their own modules
 of this package. Every problem with the user's input ends as one line on stderr (``eeg2img: error: ...``) and exit
 code 2, with no traceback and nothing half-written.
 """
@@ -72,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=_positive, default=None)
     run.add_argument("--prune", action="store_true",
                      help="first delete the cells of the runs directory that this config does not refer to")
+
+    kit = sub.add_parser("kit", help="the submission kit of a config's benchmark, for an outside lab")
+    kit.add_argument("--config", required=True, type=Path)
+    kit.add_argument("--out", required=True, type=Path, help="the kit folder (a new one, or a kit to replace)")
+    kit.add_argument("--no-progress", action="store_true")
 
     from eeg2img.cli import evaluate as evaluate_cli
     from eeg2img.cli import report as report_cli
@@ -145,6 +150,12 @@ def _dispatch(args) -> int:
         return _splits(args)
     if args.command == "run":
         return _run(args)
+    if args.command == "kit":
+        from eeg2img.grid.config import load_config
+        from eeg2img.grid.kit import write_kit
+
+        print(write_kit(load_config(args.config), args.out, progress=not args.no_progress))
+        return 0
     if args.command == "evaluate":
         from eeg2img.cli.evaluate import run as run_evaluate
 
