@@ -78,10 +78,10 @@ def sha256_of(path: str | os.PathLike) -> str:
     return _MEMO[identity]
 
 
-def document_digest(doc: dict, leave_out: str) -> str:
-    """sha256 of a JSON document without its ``leave_out`` key (canonical JSON: sorted keys, no spaces).
+def document_digest(doc: dict, *leave_out: str) -> str:
+    """sha256 of a JSON document without its ``leave_out`` keys (canonical JSON: sorted keys, no spaces).
 
-    The id of a document that carries its own id (a run store's benchmark, a submission's).
+    The id of a document that carries its own id, and parts that must not decide it (local paths).
     """
-    body = {k: v for k, v in doc.items() if k != leave_out}
+    body = {k: v for k, v in doc.items() if k not in leave_out}
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

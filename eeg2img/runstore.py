@@ -15,10 +15,12 @@ Layout::
         metrics.parquet    tidy rows of RESULT_COLUMNS for this cell (per-sample metrics, mean per subject)
         set_inputs.npz     per-trial features of the set-level metrics (FID, KID, IS), rows in trials order
         DONE               written last; a cell with DONE is skipped by a rerun
-    RUNS/current.json  the cells of the config last run here (what results.csv and the report are built from)
+    RUNS/current.json  the cells of the config last run here and the submitted cells (``eeg2img submit``) kept
+                       beside them: what results.csv and the report are built from
     RUNS/benchmark.json  the benchmark those cells belong to: its ``benchmark_id`` and what it hashes
                        (every fold's dataset and split fingerprints, the metric specification;
-                       ``eeg2img.grid.benchmark``)
+                       ``eeg2img.grid.benchmark``), and, outside the hash, ``sources``: where this
+                       machine found each fold's data (what ``eeg2img submit`` scores against)
     RUNS/results.csv, RUNS/results.parquet   the tidy rows of those cells
     RUNS/.lock         held by the one `eeg2img run` writing the store (holds its pid)
     RUNS/set_level.csv, RUNS/set_level.parquet   FID, KID and IS over the pooled test trials of all folds of
@@ -124,14 +126,16 @@ class RunStore:
     def is_done(self, key: CellKey) -> bool:
         return (self.cell_dir(key) / DONE_FILE).is_file()
 
-    def start(self, key: CellKey, params: dict, is_oracle: bool, provenance: dict, inputs: dict | None = None) -> Path:
+    def start(self, key: CellKey, params: dict, is_oracle: bool, provenance: dict, inputs: dict | None = None,
+              submission: dict | None = None) -> Path:
         d = self.cell_dir(key)
         (d / RECON_DIR).mkdir(parents=True, exist_ok=True)
         # A run killed mid-write leaves its temp files behind; drop those of writers that are gone.
         remove_stale_temps(d)
         remove_stale_temps(d / RECON_DIR)
+        extra = {"kind": "submission", "submission": submission} if submission is not None else {}
         write_json(d / CELL_FILE, {**asdict(key), "params": params, "is_oracle": bool(is_oracle),
-                                     "inputs": inputs or {}})
+                                     "inputs": inputs or {}, **extra})
         write_json(d / PROVENANCE_FILE, provenance)
         return d
 
@@ -203,9 +207,36 @@ class RunStore:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
             raise UserError(f"{path}: unreadable ({err.__class__.__name__}); rerun `eeg2img run` to rewrite it") from None
         cells = doc.get("cells") if isinstance(doc, dict) else None
-        if not isinstance(cells, list) or not all(isinstance(c, str) for c in cells):
-            raise UserError(f"{path}: 'cells' must be a list of cell paths; rerun `eeg2img run` to rewrite it")
-        return set(cells)
+        submitted = doc.get("submissions", []) if isinstance(doc, dict) else None
+        for listed in (cells, submitted):
+            if not isinstance(listed, list) or not all(isinstance(c, str) for c in listed):
+                raise UserError(f"{path}: 'cells' and 'submissions' must be lists of cell paths; "
+                                "rerun `eeg2img run` to rewrite it")
+        return set(cells) | set(submitted)
+
+    def current_submissions(self) -> list[CellKey]:
+        """The keys of the submitted cells listed as current (``eeg2img submit``) that still exist."""
+        path = self.root / CURRENT_FILE
+        if self.current_cells() is None:
+            return []
+        listed = json.loads(path.read_text()).get("submissions", [])
+        return [self.key_of(self.root / rel) for rel in listed if (self.root / rel / CELL_FILE).is_file()]
+
+    def replace_submissions(self, keys: list[CellKey]) -> None:
+        """List ``keys`` as the store's submitted cells, keeping its config's cells as they are."""
+        doc = json.loads((self.root / CURRENT_FILE).read_text()) if self.current_cells() is not None else {}
+        write_json(self.root / CURRENT_FILE, {"cells": doc.get("cells", []),
+                                              "submissions": sorted(str(k.relpath()) for k in keys)})
+
+    def current_keys(self) -> list[CellKey]:
+        """The keys of every current cell (config and submitted) that has a folder, finished or not."""
+        return [self.key_of(self.root / rel) for rel in sorted(self.current_cells() or ())
+                if (self.root / rel / CELL_FILE).is_file()]
+
+    def key_of(self, cell: Path) -> CellKey:
+        """The key of a cell folder, from its cell.json."""
+        c = _read_cell(cell)
+        return CellKey(c["dataset"], c["protocol"], c["fold"], c["method"], int(c["seed"]), c["config_hash"])
 
     def scan(self) -> CellScan:
         """The finished cells of the current config (every finished cell where there is no current list)."""
@@ -226,8 +257,9 @@ class RunStore:
         """The first of the store's root files ``names`` (parquet before csv) that exists."""
         return next((self.root / n for n in names if (self.root / n).is_file()), None)
 
-    def write_current(self, keys: list[CellKey]) -> None:
-        write_json(self.root / CURRENT_FILE, {"cells": sorted(str(k.relpath()) for k in keys)})
+    def write_current(self, keys: list[CellKey], submissions: list[CellKey] = ()) -> None:
+        write_json(self.root / CURRENT_FILE, {"cells": sorted(str(k.relpath()) for k in keys),
+                                              "submissions": sorted(str(k.relpath()) for k in submissions)})
 
     def write_benchmark(self, doc: dict) -> None:
         write_json(self.root / BENCHMARK_FILE, doc)
@@ -244,7 +276,7 @@ class RunStore:
             raise UserError(f"{path}: unreadable ({err.__class__.__name__}); {fix}") from None
         if not isinstance(doc, dict) or not isinstance(doc.get("benchmark_id"), str) or not isinstance(doc.get("folds"), list):
             raise UserError(f"{path}: not a benchmark document (needs 'benchmark_id' and 'folds'); {fix}")
-        if document_digest(doc, "benchmark_id") != doc["benchmark_id"]:
+        if document_digest(doc, "benchmark_id", "sources") != doc["benchmark_id"]:
             raise UserError(f"{path}: benchmark_id does not match the document (edited by hand?); {fix}")
         return doc
 

@@ -76,7 +76,8 @@ def subject_key(value: Any) -> str:
 
 
 def method_kind(method: str, is_oracle: bool = False) -> str:
-    """``oracle`` (upper bound that saw the stimulus), ``floor`` (chance-level reference) or ``method``."""
+    """``oracle`` (upper bound that saw the stimulus), ``floor`` (chance-level reference) or ``method``
+    (a cell submitted by an outside lab is a ``submission`` instead: :attr:`Cell.kind`)."""
     if is_oracle or method.startswith("oracle-"):
         return "oracle"
     if method.startswith("floor-"):
@@ -98,6 +99,7 @@ class Cell:
     params: dict
     is_oracle: bool
     provenance: dict = field(default_factory=dict)
+    submission: dict | None = None  # an outside lab's metadata (``eeg2img submit``); None for a built-in method
 
     @property
     def key(self) -> tuple:
@@ -105,7 +107,8 @@ class Cell:
 
     @property
     def kind(self) -> str:
-        return method_kind(self.method, self.is_oracle)
+        kind = method_kind(self.method, self.is_oracle)
+        return "submission" if kind == "method" and self.submission is not None else kind
 
     def recon_path(self, trial_id: str) -> Path:
         return recon_path(self.path, trial_id)
@@ -168,6 +171,8 @@ def _parse_cell(where: Path) -> Cell:
         params=params if isinstance(params, dict) else {},
         is_oracle=bool(meta.get("is_oracle", False)),
         provenance=prov,
+        submission=meta["submission"] if meta.get("kind") == "submission" and isinstance(meta.get("submission"), dict)
+        else None,
     )
 
 

@@ -21,7 +21,7 @@ from reports.metric_info import SUBSTITUTE_NOTE
 from reports.published import REPORTED_KIND
 from reports.tables import Column, cell_text, fmt
 
-KIND_BADGE = {"oracle": "oracle", "floor": "floor", REPORTED_KIND: "reported, not reproduced"}
+KIND_BADGE = {"oracle": "oracle", "floor": "floor", "submission": "submission", REPORTED_KIND: "reported, not reproduced"}
 
 
 @dataclass
@@ -118,7 +118,7 @@ def html_table(table_id: str, header: Sequence[str], rows: Sequence[Sequence[tup
 
 
 def _row_class(kind: str) -> str:
-    return {"oracle": "oracle", "floor": "floor", REPORTED_KIND: "reported"}.get(kind, "")
+    return {"oracle": "oracle", "floor": "floor", "submission": "submission", REPORTED_KIND: "reported"}.get(kind, "")
 
 
 def leaderboard_html(wide: pd.DataFrame, columns: Sequence[Column], sources: dict[tuple, str]) -> str:

@@ -35,7 +35,7 @@ from reports.metric_info import column_label, is_substitute
 from reports.published import REPORTED_KIND, matches_column, published_entries
 
 PROTOCOL_ORDER = ["per-subject", "loso", "pooled"]
-KIND_ORDER = ["method", "floor", "oracle", REPORTED_KIND]
+KIND_ORDER = ["method", "submission", "floor", "oracle", REPORTED_KIND]
 METRIC_ORDER = ["ssim", "pixcorr", "clip", "nway", "acc", "is", "fid", "kid"]
 ALPHA = 0.05
 CI_UNITS = "subjects×folds"
@@ -226,7 +226,7 @@ def significance(runs: Runs, substitutes: frozenset[str] = frozenset(), seed: in
         higher = spec(metric).higher_is_better
         wide = g.pivot_table(index=["fold", "subject"], columns="method", values="value")
         means = wide.mean()
-        contenders = [m for m in means.index if runs.kinds.get(m) == "method"]
+        contenders = [m for m in means.index if runs.kinds.get(m) in ("method", "submission")]
         if not contenders:
             continue
         ranked = means[contenders].sort_values(ascending=not higher, kind="stable")

@@ -54,8 +54,12 @@ def test_run_writes_the_benchmark_and_a_tampered_or_corrupt_one_is_refused(tiny_
     run_grid(cfg, tmp_path / "runs", progress=False)
     store = RunStore(tmp_path / "runs")
     doc = store.read_benchmark()
-    assert doc == identity(cfg, tmp_path)
+    assert {k: v for k, v in doc.items() if k != "sources"} == identity(cfg, tmp_path)
+    assert {s["dataset_path"] for s in doc["sources"]} == {str(tiny_synth_dir / "eeg_synth.pth")}
+    moved = {**doc, "sources": [{**s, "dataset_path": "/elsewhere"} for s in doc["sources"]]}
     path = tmp_path / "runs" / BENCHMARK_FILE
+    path.write_text(json.dumps(moved))  # where the data lives is not part of the benchmark
+    assert store.read_benchmark()["benchmark_id"] == doc["benchmark_id"]
     edited = {**doc, "folds": doc["folds"][:-1]}  # a fold removed by hand, the id kept
     path.write_text(json.dumps(edited))
     with pytest.raises(UserError, match=r"benchmark\.json: benchmark_id does not match"):

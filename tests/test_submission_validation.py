@@ -194,5 +194,7 @@ def test_bombs_oversized_corrupt_and_disguised_images_are_refused(sub, kit_and_s
 
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image, format="JPEG")
     refused(sub, kit_and_submission, "a JPEG file named .png; write PNG images")
-    Image.fromarray(np.zeros((8, 8), np.uint8)).save(image, format="PNG")  # grayscale converts: accepted
+    Image.fromarray(np.zeros((32, 24, 3), np.uint8)).save(image, format="PNG")
+    refused(sub, kit_and_submission, r"24×32 px where .* is 32×32; write every image of a fold square and at one size")
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(image, format="PNG")  # grayscale converts: accepted
     assert check(sub, kit_and_submission).name == "lab-ridge"

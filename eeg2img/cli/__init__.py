@@ -1,6 +1,6 @@
 """The ``eeg2img`` command line: one parser, every subcommand (the top floor; nothing imports it).
 
-``data``, ``splits``, ``run`` and ``kit`` live here; ``evaluate``, ``report`` and ``demo`` in their own modules
+``data``, ``splits``, ``run``, ``kit`` and ``submit`` live here; ``evaluate``, ``report`` and ``demo`` in their own modules
 of this package. Every problem with the user's input ends as one line on stderr (``eeg2img: error: ...``) and exit
 code 2, with no traceback and nothing half-written.
 """
@@ -77,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     kit.add_argument("--config", required=True, type=Path)
     kit.add_argument("--out", required=True, type=Path, help="the kit folder (a new one, or a kit to replace)")
     kit.add_argument("--no-progress", action="store_true")
+
+    submit = sub.add_parser("submit", help="validate an outside lab's submission and score it into a run store")
+    submit.add_argument("submission", type=Path, help="the folder holding submission.toml")
+    submit.add_argument("--runs", required=True, type=Path, help="the run store of the benchmark it was made for")
+    submit.add_argument("--no-progress", action="store_true")
 
     from eeg2img.cli import evaluate as evaluate_cli
     from eeg2img.cli import report as report_cli
@@ -155,6 +160,12 @@ def _dispatch(args) -> int:
         from eeg2img.grid.kit import write_kit
 
         print(write_kit(load_config(args.config), args.out, progress=not args.no_progress))
+        return 0
+    if args.command == "submit":
+        from eeg2img.grid.submission import submit
+
+        keys = submit(args.submission, args.runs, progress=not args.no_progress)
+        print(f"{keys[0].method}: {len(keys)} fold(s) scored into {args.runs}")
         return 0
     if args.command == "evaluate":
         from eeg2img.cli.evaluate import run as run_evaluate

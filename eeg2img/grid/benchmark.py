@@ -4,7 +4,8 @@ A benchmark is its test: every (dataset, protocol, fold) with the dataset's fing
 options and the fingerprint of the fold's exact train / validation / test trials, and the metric
 specification (each metric and its version, the backbone and its weights; a metric's protocol label,
 such as "10-way top-1", follows from these and the dataset). ``benchmark_id`` is the sha256 of that
-document, so two labs' runs merge into one leaderboard only when they ran the very same benchmark.
+document (its ``sources``, this machine's paths, left out), so two labs' runs merge into one
+leaderboard only when they ran the very same benchmark.
 Methods, seeds and executors are not part of it: they are what a leaderboard compares.
 """
 
@@ -33,4 +34,20 @@ def benchmark_identity(jobs: Iterable) -> dict:
                    "fold": f, "fingerprint": split} for d, fp, opts, p, f, split in folds],
         "metrics": json.loads(specs.pop()) if specs else {},
     }
-    return {"benchmark_id": document_digest(doc, "benchmark_id"), **doc}
+    return {"benchmark_id": document_digest(doc, "benchmark_id", "sources"), **doc}
+
+
+def benchmark_sources(jobs: Iterable) -> list[dict]:
+    """Where this machine finds each fold's data and how it evaluates it: the part of a run store's
+    benchmark document left out of the id (paths differ between machines), used by ``eeg2img submit``."""
+    out, seen = [], set()
+    for j in jobs:
+        where = (j.dataset_name, j.protocol, j.fold, j.split_fingerprint)
+        if j.prefit or where in seen:
+            continue
+        seen.add(where)
+        out.append({"dataset": j.dataset_name, "protocol": j.protocol, "fold": j.fold, "fingerprint": j.split_fingerprint,
+                    "dataset_path": j.dataset_path, "dataset_options": [list(p) for p in j.dataset_options],
+                    "seed": j.seed, "split_options": [list(p) for p in j.split_options], "metrics": list(j.metrics),
+                    "backbone": j.backbone, "backbone_weights": j.backbone_weights, "metric_spec": j.metric_spec})
+    return out

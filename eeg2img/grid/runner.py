@@ -27,7 +27,7 @@ import pandas as pd
 
 from eeg2img.datasets.base import EEGDataset
 from eeg2img.errors import UserError
-from eeg2img.grid.benchmark import benchmark_identity
+from eeg2img.grid.benchmark import benchmark_identity, benchmark_sources
 from eeg2img.grid.config import GridConfig
 from eeg2img.methods import build_method
 from eeg2img.provenance import config_hash, provenance
@@ -214,17 +214,7 @@ def _prefit(store: RunStore, dataset: EEGDataset, fold: Fold, job: FoldJob) -> N
 
 def _run_cell(store: RunStore, key: CellKey, dataset: EEGDataset, fold: Fold, spec: MethodSpec, job: FoldJob) -> None:
     method = _cell_method(spec, job, dataset)
-    record = provenance(
-        config_hash=key.config_hash,
-        split_fingerprint=fold.fingerprint,
-        dataset_fingerprint=dataset.fingerprint,
-        dataset_path=str(dataset.source) if dataset.source else None,
-        image_root=str(dataset.image_root) if dataset.image_root else None,
-        weights={},
-        substitute_backbones=[job.backbone] if job.backbone in SUBSTITUTE_BACKBONES and _uses_backbone(job.metrics) else [],
-        torch_threads=CELL_THREADS,
-        torch_threads_override=os.environ.get("EEG2IMG_TORCH_THREADS") or None,
-    )
+    record = _cell_provenance(key, dataset, fold, job)
     store.start(key, method.get_params(), method.is_oracle, record, inputs=job.inputs())
     train = dataset.subset(fold.train)
     val = dataset.subset(fold.val) if len(fold.val) else None
@@ -238,12 +228,48 @@ def _run_cell(store: RunStore, key: CellKey, dataset: EEGDataset, fold: Fold, sp
         _check_images(images, len(todo), spec.name)
         for trial_id, image in zip(todo.trial_ids, images):
             store.save_reconstruction(key, str(trial_id), image)
+    _evaluate_and_finish(store, key, dataset, test, job, record, getattr(method, "weights_sha256", {}))
+
+
+def score_submitted_cell(store: RunStore, key: CellKey, job: FoldJob, images: dict[str, np.ndarray],
+                         is_oracle: bool, submission: dict) -> None:
+    """A submitted fold as a cell: its images saved as the reconstructions, scored as every built-in cell is."""
+    dataset = _load(job.dataset_path, job.dataset_options)
+    fold = _folds(job.dataset_path, job.dataset_options, job.protocol, job.seed, job.split_options)[job.fold]
+    if (dataset.fingerprint, fold.fingerprint) != (job.dataset_fingerprint, job.split_fingerprint):
+        raise UserError(f"{job.dataset_path}: the dataset or its split changed since `eeg2img run` wrote this store; "
+                        "rerun it, then submit")
+    test = dataset.subset(fold.test)
+    record = {**_cell_provenance(key, dataset, fold, job), "submission": submission}
+    store.start(key, {}, is_oracle, record, inputs=job.inputs(), submission=submission)
+    for trial_id in test.trial_ids.astype(str):
+        store.save_reconstruction(key, trial_id, images[trial_id])
+    _evaluate_and_finish(store, key, dataset, test, job, record, {})
+
+
+def _cell_provenance(key: CellKey, dataset: EEGDataset, fold: Fold, job: FoldJob) -> dict:
+    return provenance(
+        config_hash=key.config_hash,
+        split_fingerprint=fold.fingerprint,
+        dataset_fingerprint=dataset.fingerprint,
+        dataset_path=str(dataset.source) if dataset.source else None,
+        image_root=str(dataset.image_root) if dataset.image_root else None,
+        weights={},
+        substitute_backbones=[job.backbone] if job.backbone in SUBSTITUTE_BACKBONES and _uses_backbone(job.metrics) else [],
+        torch_threads=CELL_THREADS,
+        torch_threads_override=os.environ.get("EEG2IMG_TORCH_THREADS") or None,
+    )
+
+
+def _evaluate_and_finish(store: RunStore, key: CellKey, dataset: EEGDataset, test: EEGDataset, job: FoldJob,
+                         record: dict, method_weights: dict) -> None:
+    """The one scoring path: the saved reconstructions → the engine → the cell's tables, then DONE."""
     pred = store.load_reconstructions(key, test.trial_ids)
     size = pred.shape[1]
     ref = test.load_images(size=size)
     report = evaluate_cell(pred, ref, test, dataset, job)
     samples = _plain_metric_names(report.per_sample)
-    record["weights"] = {**report.provenance["weights_sha256"], **getattr(method, "weights_sha256", {})}
+    record["weights"] = {**report.provenance["weights_sha256"], **method_weights}
     rows = _tidy_rows(samples, report.labels, key)
     trials = pd.DataFrame(
         {
@@ -538,7 +564,8 @@ def run_grid(config: GridConfig, runs_dir: str | Path, executor=None, progress: 
 
     Everything is checked before any work (the backbone's weights, the dataset's subjects, the runs
     directory); one process writes a store at a time (``RUNS/.lock``). The results table and the pooled
-    set-level table hold only the cells of this config, whatever else the store holds.
+    set-level table hold only the cells of this config and the submissions to its benchmark
+    (``eeg2img submit``), whatever else the store holds.
     """
     from tqdm.auto import tqdm
 
@@ -547,12 +574,14 @@ def run_grid(config: GridConfig, runs_dir: str | Path, executor=None, progress: 
     store = RunStore(check_runs_dir(runs_dir))
     with store.lock():
         keys = [k for job in jobs for k in job.cell_keys()]
+        identity = benchmark_identity(jobs)
+        submitted = _kept_submissions(store, identity["benchmark_id"], progress)
         if prune_others:
-            removed = prune(store, keys)
+            removed = prune(store, keys + submitted)
             if progress:
                 print(f"pruned {len(removed)} cell(s) the config does not refer to")
-        store.write_current(keys)
-        store.write_benchmark(benchmark_identity(jobs))
+        store.write_current(keys, submitted)
+        store.write_benchmark({**identity, "sources": benchmark_sources(jobs)})
         executor = executor or make_executor(config.executor, config.workers, config.address)
         with tqdm(total=len(keys), desc="grid", unit="cell", disable=not progress) as bar:
 
@@ -563,5 +592,20 @@ def run_grid(config: GridConfig, runs_dir: str | Path, executor=None, progress: 
 
             for _ in executor.map(run_fold_job, jobs, tick):
                 pass
-        store.write_set_level(pool_set_level(store, keys=keys))
-        return store.write_results(keys)
+        store.write_set_level(pool_set_level(store, keys=keys + submitted))
+        return store.write_results(keys + submitted)
+
+
+def _kept_submissions(store: RunStore, benchmark_id: str, progress: bool) -> list[CellKey]:
+    """The submitted cells to keep listed beside a new run's: all of them while the benchmark is the same."""
+    try:
+        previous = store.read_benchmark()
+    except UserError:
+        previous = None
+    submitted = store.current_submissions() if previous is not None else []
+    if submitted and previous["benchmark_id"] != benchmark_id:
+        if progress:
+            print(f"{len(submitted)} submitted cell(s) belong to another benchmark than this config's and leave the "
+                  "results (their folders stay; `eeg2img run --prune` deletes them)")
+        return []
+    return submitted

@@ -139,12 +139,18 @@ def _trial_files(folder: Path, test_ids: list[str]) -> dict[str, Path]:
     if missing:
         raise UserError(f"{folder}: no image for {len(missing)} of its {len(test_ids)} test trial(s), e.g. "
                         f"{missing[0]}.png; write one PNG per test trial")
+    sizes = {}
     for trial_id in test_ids:
-        _check_image(files[trial_id])
+        sizes[trial_id] = _check_image(files[trial_id])
+    first = sizes[test_ids[0]]
+    odd = next((t for t in test_ids if sizes[t] != first or sizes[t][0] != sizes[t][1]), None)
+    if odd is not None:  # the metrics compare a fold's images as one square stack, as the built-in methods write
+        raise UserError(f"{files[odd]}: {sizes[odd][0]}×{sizes[odd][1]} px where {files[test_ids[0]].name} is "
+                        f"{first[0]}×{first[1]}; write every image of a fold square and at one size")
     return {t: files[t] for t in test_ids}
 
 
-def _check_image(path: Path) -> None:
+def _check_image(path: Path) -> tuple[int, int]:
     from eeg2img.datasets.base import open_image, read_rgb
 
     with open_image(path) as im:  # refuses a decompression bomb before decoding
@@ -155,6 +161,7 @@ def _check_image(path: Path) -> None:
     if max(w, h) > MAX_SIDE:
         raise UserError(f"{path}: {w}×{h} px, over {MAX_SIDE} px a side; write smaller images")
     read_rgb(path)  # decodes whole and converts to RGB, or one line naming the file
+    return w, h
 
 
 def _entries(folder: Path) -> list[os.DirEntry]:
@@ -175,3 +182,91 @@ def _show(value) -> str:
 
 def _first_line(err: Exception) -> str:
     return str(err).splitlines()[0] if str(err) else err.__class__.__name__
+
+
+# --- scoring into a run store --------------------------------------------------------------------------
+def submit(sub: str | Path, runs_dir: str | Path, progress: bool = True) -> list:
+    """Validate ``sub`` whole, then score each of its folds into the run store as cells of method ``name``.
+
+    The cells are marked ``kind = "submission"`` with the lab's metadata; a submission of the same name
+    replaces the earlier one's cells (the new cells are written first, then listed, then the old ones
+    deleted, so a failure leaves the earlier submission in place). Returns the new cells' keys.
+    """
+    import hashlib
+    import shutil
+
+    from tqdm.auto import tqdm
+
+    from eeg2img.datasets.base import read_rgb
+    from eeg2img.grid.runner import pool_set_level, score_submitted_cell
+    from eeg2img.methods import available_methods
+    from eeg2img.provenance import config_hash
+    from eeg2img.runstore import CellKey, RunStore
+
+    runs = Path(runs_dir)
+    if not runs.is_dir():
+        raise UserError(f"{runs}: no such runs directory; run the benchmark with `eeg2img run` first")
+    store = RunStore(runs)
+    with store.lock():
+        benchmark = store.read_benchmark()
+        if benchmark is None or not benchmark.get("sources"):
+            raise UserError(f"{runs}: no benchmark id and data sources (the store predates them); "
+                            "rerun `eeg2img run` on it, then submit")
+        jobs = {(src["dataset"], src["protocol"], src["fold"]): _job(runs, src, benchmark) for src in benchmark["sources"]}
+        tests = {k: _test_ids(job) for k, job in jobs.items()}
+        found = read_submission(sub, benchmark["benchmark_id"], tests, reserved=set(available_methods()))
+        submission = {"name": found.name, "oracle": found.oracle, **found.metadata}
+        new = []
+        for where, files in tqdm(found.folds.items(), desc="submit", unit="fold", disable=not progress):
+            job = jobs[where]
+            digest = hashlib.sha256()
+            for trial_id, path in files.items():
+                digest.update(trial_id.encode() + b"\0" + path.read_bytes() + b"\0")
+            images = {trial_id: read_rgb(path) for trial_id, path in files.items()}
+            key = CellKey(job.dataset_name, job.protocol, job.fold, found.name, job.seed,
+                          config_hash({"submission": submission, "images_sha256": digest.hexdigest(),
+                                       "inputs": job.inputs()}))
+            if not store.is_done(key):
+                score_submitted_cell(store, key, job, images, found.oracle, submission)
+            new.append(key)
+        earlier = store.current_submissions()
+        store.replace_submissions([k for k in earlier if k.method != found.name] + new)
+        for k in earlier:
+            if k.method == found.name and k not in new:
+                shutil.rmtree(store.cell_dir(k), ignore_errors=True)
+        keys = store.current_keys()
+        store.write_set_level(pool_set_level(store, keys=keys))
+        store.write_results(keys)
+        return new
+
+
+def _job(runs: Path, src: dict, benchmark: dict):
+    from eeg2img.grid.runner import FoldJob
+
+    fold = next((f for f in benchmark["folds"] if (f["dataset"], f["protocol"], f["fold"], f["fingerprint"])
+                 == (src["dataset"], src["protocol"], src["fold"], src["fingerprint"])), None)
+    if fold is None:
+        raise UserError(f"{runs}/benchmark.json: sources and folds disagree; rerun `eeg2img run` to rewrite it")
+    return FoldJob(str(runs), src["dataset_path"], _frozen(src["dataset_options"]), src["protocol"], src["fold"],
+                   int(src["seed"]), (), tuple(src["metrics"]), src["backbone"], _frozen(src["split_options"]),
+                   src["dataset"], fold["dataset_fingerprint"], src["fingerprint"], src["metric_spec"],
+                   src.get("backbone_weights"))
+
+
+def _test_ids(job) -> list[str]:
+    from eeg2img.grid.runner import _folds, _load
+
+    if not Path(job.dataset_path).exists():
+        raise UserError(f"{job.dataset_path}: the benchmark's dataset is not here; put it back where "
+                        "`eeg2img run` found it, then submit")
+    dataset = _load(job.dataset_path, job.dataset_options)
+    fold = _folds(job.dataset_path, job.dataset_options, job.protocol, job.seed, job.split_options)[job.fold]
+    if (dataset.fingerprint, fold.fingerprint) != (job.dataset_fingerprint, job.split_fingerprint):
+        raise UserError(f"{job.dataset_path}: the dataset or its split changed since `eeg2img run` wrote this store; "
+                        "rerun it, then submit")
+    return [str(t) for t in dataset.trial_ids[fold.test]]
+
+
+def _frozen(value):
+    """JSON lists back to the tuples a job holds (its options are hashable)."""
+    return tuple(_frozen(v) for v in value) if isinstance(value, list) else value
