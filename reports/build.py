@@ -8,17 +8,20 @@ from __future__ import annotations
 import datetime as _dt
 import re
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from eeg2img.atomic import write_csv, write_text, write_with
+from eeg2img.atomic import write_csv, write_json, write_text, write_with
 from eeg2img.errors import UserError
 from metrics.stats import PERMUTATION_MAX_PAIRS
+from metrics.vocabulary import STATUS_OK
 from reports import plots
 from reports.claims import demo_claims
 from reports.grids import grid_for_dataset
-from reports.load import Runs, load_runs
+from reports.load import Runs, load_merged, load_runs
 from reports.metric_info import SUBSTITUTE_NOTE, is_substitute
 from reports.published import REPORTED_KIND
 from reports.render import (
@@ -192,7 +195,51 @@ def benchmark_line(runs: Runs) -> str:
     """The benchmark these numbers belong to: compare two reports' ids before comparing their numbers."""
     if runs.benchmark is None:
         return "Benchmark id: unknown (the run store predates benchmark ids; rerun `eeg2img run`)"
-    return f"Benchmark id: {runs.benchmark['benchmark_id']} ({len(runs.benchmark['folds'])} folds)"
+    merged = f"; {len(runs.stores)} run stores merged" if len(runs.stores) > 1 else ""
+    return f"Benchmark id: {runs.benchmark['benchmark_id']} ({len(runs.benchmark['folds'])} folds{merged})"
+
+
+def leaderboard_document(runs: Runs, board: pd.DataFrame, sig: pd.DataFrame) -> dict:
+    """``leaderboard.json``: the whole leaderboard machine-readably, one entry per method × column.
+
+    ``value`` is null where the column reads "N < min"; ``p_vs_best`` is the Holm-adjusted paired test
+    against the column's best method (null for the best itself and where no test ran).
+    """
+    keys = ["dataset", "protocol", "metric", "backbone", "label", "method"]
+    tests = {tuple(r[k] for k in keys): r for r in sig.to_dict("records")} if len(sig) else {}
+    entries = []
+    for r in board.to_dict("records"):
+        t = tests.get(tuple(r[k] for k in keys), {})
+        ok = r.get("status") == STATUS_OK
+        entries.append({
+            **{k: r[k] for k in ("dataset", "protocol", "method", "kind", "metric", "backbone", "label")},
+            "value": _num(r["mean"]) if ok else None, "ci_low": _num(r["ci_low"]) if ok else None,
+            "ci_high": _num(r["ci_high"]) if ok else None, "status": r.get("status"),
+            "n_units": _int(r.get("n_units")), "n_trials": _int(r.get("n_trials")), "min_n": _int(r.get("min_n")),
+            "best": bool(t.get("best_marked", False)), "p_vs_best": _num(t.get("p_holm")),
+            "test": t.get("test") if isinstance(t.get("test"), str) else None,
+        })
+    methods = {}
+    for c in runs.cells:
+        methods.setdefault(c.method, {"kind": c.kind, "submission": c.submission, "stores": set()})
+        methods[c.method]["stores"].add(str(next((s for s in runs.stores if c.path.is_relative_to(s)), runs.root)))
+    return {"benchmark_id": runs.benchmark["benchmark_id"] if runs.benchmark else None,
+            "stores": [str(s) for s in runs.stores],
+            "methods": {m: {**v, "stores": sorted(v["stores"])} for m, v in sorted(methods.items())},
+            "entries": entries}
+
+
+def _num(x) -> float | None:
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return None
+    return x if np.isfinite(x) else None
+
+
+def _int(x) -> int | None:
+    v = _num(x)
+    return None if v is None else int(v)
 
 
 def _provenance_section(runs: Runs, substitutes: frozenset[str]) -> str:
@@ -251,14 +298,14 @@ def _provenance_section(runs: Runs, substitutes: frozenset[str]) -> str:
     return "".join(parts)
 
 
-def build_report(runs_dir: str | Path, out_dir: str | Path, *, ci: str = "units", n_boot: int = 2000,
-                 seed: int = 0, grid_trials: int = 8) -> Path:
-    """Write the report into ``out_dir`` and return ``out_dir``.
+def build_report(runs_dir: str | Path | Sequence[str | Path], out_dir: str | Path, *, ci: str = "units",
+                 n_boot: int = 2000, seed: int = 0, grid_trials: int = 8) -> Path:
+    """Write the report of one run store, or of several of the same benchmark merged, into ``out_dir``.
 
     Everything is computed in memory first, so bad input stops the build before any file is written;
     each file is then written atomically, ``index.html`` last.
     """
-    runs = load_runs(runs_dir)
+    runs = load_merged(list(runs_dir)) if isinstance(runs_dir, list | tuple) else load_runs(runs_dir)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a directory; pass a folder for --out")
@@ -334,6 +381,7 @@ def build_report(runs_dir: str | Path, out_dir: str | Path, *, ci: str = "units"
 
     _prepare_out(out)
     write_csv(out / "leaderboard.csv", board_csv)
+    write_json(out / "leaderboard.json", leaderboard_document(runs, board, sig))
     write_text(out / "leaderboard.md", leaderboard_markdown(wide, columns, [benchmark_line(runs), *plain_notes], TITLE))
     write_csv(out / "per_subject.csv", subj_wide)
     write_csv(out / "cross_subject_gap.csv", gap)

@@ -12,6 +12,7 @@ missing only leaves out the part of the report that needs it.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -26,6 +27,7 @@ from eeg2img.runstore import (
     CURRENT_FILE,
     DONE_FILE,
     METRICS_FILE,
+    POOLED_KEYS,
     PROVENANCE_FILE,
     RESULT_COLUMNS,
     RESULTS_FILES,
@@ -187,6 +189,7 @@ class Runs:
     # RUNS/benchmark.json (eeg2img.grid.benchmark): the benchmark id and what it hashes; None for a store
     # written before benchmark ids
     benchmark: dict | None = None
+    stores: list[Path] = field(default_factory=list)  # the run stores read (several for a merged leaderboard)
     # FID/KID/IS over the pooled test trials of each (dataset, protocol, method, seed): SET_LEVEL_FILE_COLUMNS
     # + kind; rows with status "N < min" have no value
     set_level: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=[*SET_LEVEL_FILE_COLUMNS, "kind"]))
@@ -354,7 +357,7 @@ def load_runs(runs_dir: str | Path) -> Runs:
     benchmark = store.read_benchmark()
     if benchmark is None:
         notes.append(f"{root}: no benchmark id (the store predates them); rerun `eeg2img run` to record it")
-    runs = Runs(root=root, cells=cells, results=results, notes=notes, benchmark=benchmark)
+    runs = Runs(root=root, cells=cells, results=results, notes=notes, benchmark=benchmark, stores=[root])
     results["kind"] = results["method"].map(runs.kinds)
     runs.set_level = _set_level(store, cells, runs.kinds)
     return runs
@@ -386,3 +389,53 @@ def _set_level(store: RunStore, cells: list[Cell], kinds: dict[str, str]) -> pd.
     table = table[np.asarray(keep, dtype=bool)].reset_index(drop=True)  # a list of no booleans would select columns
     table["kind"] = table["method"].map(kinds)
     return table
+
+
+def load_merged(runs_dirs: Sequence[str | Path]) -> Runs:
+    """One :class:`Runs` from several run stores (machines, labs) of the very same benchmark.
+
+    Every store must carry a benchmark id and all ids must agree, or one line says which store
+    differs. A cell present in two stores with the same configuration is read once (from the first);
+    the same cell with another configuration is refused: the leaderboard could not say which it shows.
+    """
+    stores = [load_runs(d) for d in runs_dirs]
+    if len(stores) == 1:
+        return stores[0]
+    first = stores[0]
+    for r in stores:
+        if r.benchmark is None:
+            raise UserError(f"{r.root}: no benchmark id (the store predates them), so it cannot be merged; "
+                            "rerun `eeg2img run` on it")
+        if r.benchmark["benchmark_id"] != first.benchmark["benchmark_id"]:
+            raise UserError(f"{r.root}: benchmark {r.benchmark['benchmark_id'][:16]}… differs from {first.root}'s "
+                            f"{first.benchmark['benchmark_id'][:16]}…; only runs of the very same benchmark merge")
+    kept: dict[tuple, Cell] = {}
+    notes = []
+    for r in stores:
+        notes += [f"{r.root}: {n}" for n in r.notes]
+        for c in r.cells:
+            other = kept.get(c.key)
+            if other is None:
+                kept[c.key] = c
+            elif other.config_hash != c.config_hash:
+                raise UserError(f"{c.path}: {'/'.join(map(str, c.key))} is also in {other.path} with another "
+                                "configuration; merge stores whose shared cells agree, or rename one method")
+            else:
+                notes.append(f"{'/'.join(map(str, c.key))}: in several stores with the same configuration; "
+                             f"read from {other.path.parent.parent.parent.parent.parent.parent}")
+    own = {(c.key, c.config_hash) for c in kept.values()}
+    rows = []
+    for r in stores:
+        keys = list(zip(*(r.results[k] for k in CELL_KEYS)))
+        mine = [(k, h) in own and kept[k].path.is_relative_to(r.root)
+                for k, h in zip(keys, r.results["config_hash"])]
+        rows.append(r.results[np.asarray(mine, dtype=bool)])
+    sets = [r.set_level for r in stores if len(r.set_level)]
+    merged = Runs(root=first.root, cells=sorted(kept.values(), key=lambda c: c.key),
+                  results=pd.concat(rows, ignore_index=True), notes=notes, benchmark=first.benchmark,
+                  stores=[r.root for r in stores])
+    if sets:
+        table = pd.concat(sets, ignore_index=True)
+        merged.set_level = table.drop_duplicates(
+            [*POOLED_KEYS, "subject", "metric", "backbone"], keep="first").reset_index(drop=True)
+    return merged

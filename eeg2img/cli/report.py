@@ -1,6 +1,7 @@
 """``eeg2img report``: two subcommands with their own parsers.
 
-- ``eeg2img report [runs] RUNS_DIR --out DIR``: the leaderboard report of a runs directory
+- ``eeg2img report [runs] RUNS_DIR [RUNS_DIR ...] --out DIR``: the leaderboard report of a runs directory, or of
+  several of the same benchmark merged
   (``runs`` is the default subcommand, so ``eeg2img report RUNS_DIR`` works; a runs directory that is
   itself called ``latency`` is reached as ``eeg2img report runs latency``).
 - ``eeg2img report latency [--history DIR] --out DIR``: the saved pytest-benchmark history.
@@ -16,7 +17,8 @@ from eeg2img.errors import UserError
 
 
 def add_report_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("runs_dir", type=Path, metavar="RUNS_DIR", help="runs directory written by `eeg2img run`")
+    parser.add_argument("runs_dir", type=Path, nargs="+", metavar="RUNS_DIR",
+                        help="runs directory written by `eeg2img run`; several of the same benchmark are merged")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR",
                         help="output folder: index.html, leaderboard.md/.csv, per_subject.csv, plots (PNG)")
     parser.add_argument("--ci", choices=["units", "trials"], default="units",
@@ -34,7 +36,8 @@ def run_report(args: argparse.Namespace) -> int:
         raise UserError(f"--n-boot {args.n_boot}: too few resamples for a 95% CI; use at least 100")
     if args.grid_trials < 1:
         raise UserError(f"--grid-trials {args.grid_trials}: must be at least 1")
-    out = build_report(args.runs_dir, args.out, ci=args.ci, n_boot=args.n_boot, seed=args.seed,
+    runs = args.runs_dir[0] if len(args.runs_dir) == 1 else args.runs_dir
+    out = build_report(runs, args.out, ci=args.ci, n_boot=args.n_boot, seed=args.seed,
                        grid_trials=args.grid_trials)
     print(f"report: {out / 'index.html'}")
     return 0
