@@ -103,6 +103,10 @@ def test_a_bad_submission_writes_nothing(lab_store, capsys):
 
 def test_a_store_without_benchmark_sources_is_refused(lab_store, capsys):
     toml, runs, sub = lab_store
+    doc = json.loads((runs / BENCHMARK_FILE).read_text())
+    (runs / BENCHMARK_FILE).write_text(json.dumps({**doc, "sources": [{"dataset": "eeg_synth"}]}))
+    assert main(["submit", str(sub), "--runs", str(runs), "--no-progress"]) == 2
+    assert "benchmark.json: malformed sources (KeyError" in capsys.readouterr().err
     (runs / BENCHMARK_FILE).unlink()
     assert main(["submit", str(sub), "--runs", str(runs), "--no-progress"]) == 2
     assert "rerun `eeg2img run` on it, then submit" in capsys.readouterr().err

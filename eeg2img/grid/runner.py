@@ -244,7 +244,8 @@ def score_submitted_cell(store: RunStore, key: CellKey, job: FoldJob, images: di
     store.start(key, {}, is_oracle, record, inputs=job.inputs(), submission=submission)
     for trial_id in test.trial_ids.astype(str):
         store.save_reconstruction(key, trial_id, images[trial_id])
-    _evaluate_and_finish(store, key, dataset, test, job, record, {})
+    with _cell_threads():  # the backbone's features with the thread count of every built-in cell
+        _evaluate_and_finish(store, key, dataset, test, job, record, {})
 
 
 def _cell_provenance(key: CellKey, dataset: EEGDataset, fold: Fold, job: FoldJob) -> dict:

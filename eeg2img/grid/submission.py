@@ -212,7 +212,12 @@ def submit(sub: str | Path, runs_dir: str | Path, progress: bool = True) -> list
         if benchmark is None or not benchmark.get("sources"):
             raise UserError(f"{runs}: no benchmark id and data sources (the store predates them); "
                             "rerun `eeg2img run` on it, then submit")
-        jobs = {(src["dataset"], src["protocol"], src["fold"]): _job(runs, src, benchmark) for src in benchmark["sources"]}
+        try:
+            jobs = {(src["dataset"], src["protocol"], src["fold"]): _job(runs, src, benchmark)
+                    for src in benchmark["sources"]}
+        except (KeyError, TypeError, ValueError) as err:
+            raise UserError(f"{runs}/benchmark.json: malformed sources ({err.__class__.__name__}: {err}); "
+                            "rerun `eeg2img run` to rewrite it") from None
         tests = {k: _test_ids(job) for k, job in jobs.items()}
         found = read_submission(sub, benchmark["benchmark_id"], tests, reserved=set(available_methods()))
         submission = {"name": found.name, "oracle": found.oracle, **found.metadata}
