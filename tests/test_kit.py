@@ -38,6 +38,9 @@ def test_the_kit_names_the_run_stores_benchmark_and_every_fold_exactly(kit, tiny
     run_grid(cfg, tmp_path / "runs", progress=False)
     doc = json.loads((kit / "benchmark.json").read_text())
     assert doc["benchmark_id"] == RunStore(tmp_path / "runs").read_benchmark()["benchmark_id"]
+    from eeg2img.digest import document_digest
+
+    assert document_digest(doc["identity"]) == doc["benchmark_id"]  # the kit carries what its id hashes
     assert len(doc["folds"]) == 6
     dataset = _load(str(tiny_synth_dir / "eeg_synth.pth"), ())
     job = next(j for j in plan(cfg, tmp_path) if j.protocol == "loso")
