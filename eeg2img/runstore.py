@@ -197,8 +197,8 @@ class RunStore:
         return exclusive_lock(self.root / LOCK_FILE, str(self.root),
                               "wait for that `eeg2img run` to finish, or pass another --out")
 
-    def current_cells(self) -> set[str] | None:
-        """The cells (paths relative to the root) of the config last run here; None for a store without the list."""
+    def _current(self) -> dict[str, list[str]] | None:
+        """``current.json`` validated: ``{"cells": [...], "submissions": [...]}``; None for a store without it."""
         path = self.root / CURRENT_FILE
         if not path.is_file():
             return None
@@ -212,21 +212,22 @@ class RunStore:
             if not isinstance(listed, list) or not all(isinstance(c, str) for c in listed):
                 raise UserError(f"{path}: 'cells' and 'submissions' must be lists of cell paths; "
                                 "rerun `eeg2img run` to rewrite it")
-        return set(cells) | set(submitted)
+        return {"cells": cells, "submissions": submitted}
+
+    def current_cells(self) -> set[str] | None:
+        """The cells (paths relative to the root) of the config last run here and the submitted ones;
+        None for a store without the list."""
+        doc = self._current()
+        return None if doc is None else set(doc["cells"]) | set(doc["submissions"])
 
     def current_submissions(self) -> list[CellKey]:
         """The keys of the submitted cells listed as current (``eeg2img submit``) that still exist."""
-        path = self.root / CURRENT_FILE
-        if self.current_cells() is None:
-            return []
-        listed = json.loads(path.read_text()).get("submissions", [])
+        listed = (self._current() or {}).get("submissions", [])
         return [self.key_of(self.root / rel) for rel in listed if (self.root / rel / CELL_FILE).is_file()]
 
     def replace_submissions(self, keys: list[CellKey]) -> None:
         """List ``keys`` as the store's submitted cells, keeping its config's cells as they are."""
-        doc = json.loads((self.root / CURRENT_FILE).read_text()) if self.current_cells() is not None else {}
-        write_json(self.root / CURRENT_FILE, {"cells": doc.get("cells", []),
-                                              "submissions": sorted(str(k.relpath()) for k in keys)})
+        self.write_current_paths((self._current() or {}).get("cells", []), [str(k.relpath()) for k in keys])
 
     def current_keys(self) -> list[CellKey]:
         """The keys of every current cell (config and submitted) that has a folder, finished or not."""
@@ -258,8 +259,10 @@ class RunStore:
         return next((self.root / n for n in names if (self.root / n).is_file()), None)
 
     def write_current(self, keys: list[CellKey], submissions: list[CellKey] = ()) -> None:
-        write_json(self.root / CURRENT_FILE, {"cells": sorted(str(k.relpath()) for k in keys),
-                                              "submissions": sorted(str(k.relpath()) for k in submissions)})
+        self.write_current_paths([str(k.relpath()) for k in keys], [str(k.relpath()) for k in submissions])
+
+    def write_current_paths(self, cells: list[str], submissions: list[str]) -> None:
+        write_json(self.root / CURRENT_FILE, {"cells": sorted(cells), "submissions": sorted(submissions)})
 
     def write_benchmark(self, doc: dict) -> None:
         write_json(self.root / BENCHMARK_FILE, doc)

@@ -410,25 +410,24 @@ def load_merged(runs_dirs: Sequence[str | Path]) -> Runs:
             raise UserError(f"{r.root}: benchmark {r.benchmark['benchmark_id'][:16]}… differs from {first.root}'s "
                             f"{first.benchmark['benchmark_id'][:16]}…; only runs of the very same benchmark merge")
     kept: dict[tuple, Cell] = {}
+    source: dict[tuple, Runs] = {}  # the store each kept cell is read from
     notes = []
     for r in stores:
         notes += [f"{r.root}: {n}" for n in r.notes]
         for c in r.cells:
             other = kept.get(c.key)
             if other is None:
-                kept[c.key] = c
+                kept[c.key], source[c.key] = c, r
             elif other.config_hash != c.config_hash:
                 raise UserError(f"{c.path}: {'/'.join(map(str, c.key))} is also in {other.path} with another "
                                 "configuration; merge stores whose shared cells agree, or rename one method")
             else:
                 notes.append(f"{'/'.join(map(str, c.key))}: in several stores with the same configuration; "
-                             f"read from {other.path.parent.parent.parent.parent.parent.parent}")
-    own = {(c.key, c.config_hash) for c in kept.values()}
+                             f"read from {source[c.key].root}")
     rows = []
     for r in stores:
-        keys = list(zip(*(r.results[k] for k in CELL_KEYS)))
-        mine = [(k, h) in own and kept[k].path.is_relative_to(r.root)
-                for k, h in zip(keys, r.results["config_hash"])]
+        keys = zip(*(r.results[k] for k in CELL_KEYS))
+        mine = [source.get(k) is r for k in keys]
         rows.append(r.results[np.asarray(mine, dtype=bool)])
     sets = [r.set_level for r in stores if len(r.set_level)]
     merged = Runs(root=first.root, cells=sorted(kept.values(), key=lambda c: c.key),

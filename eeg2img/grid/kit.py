@@ -38,7 +38,7 @@ def write_kit(config: GridConfig, out: str | Path, progress: bool = True) -> Pat
     """Write the kit of ``config``'s benchmark into ``out`` (replaced if it exists); returns ``out``."""
     from tqdm.auto import tqdm
 
-    from eeg2img.grid.runner import _folds, _load, plan
+    from eeg2img.grid.runner import job_data, plan
 
     if len(config.seeds) != 1:
         raise UserError(f"kit: the config lists seeds {list(config.seeds)}; a kit describes one split per fold "
@@ -56,8 +56,7 @@ def write_kit(config: GridConfig, out: str | Path, progress: bool = True) -> Pat
             if where in seen:  # a fold's stage groups are separate jobs with the same split
                 continue
             seen.add(where)
-            dataset = _load(job.dataset_path, job.dataset_options)
-            fold = _folds(job.dataset_path, job.dataset_options, job.protocol, job.seed, job.split_options)[job.fold]
+            dataset, fold = job_data(job, fix="run `eeg2img kit` again")
             rel = Path(_safe(job.dataset_name)) / _safe(job.protocol) / _safe(job.fold)
             files = _write_fold(tmp / rel, rel, dataset, fold, identity["benchmark_id"])
             folds.append({"dataset": job.dataset_name, "dataset_fingerprint": job.dataset_fingerprint,

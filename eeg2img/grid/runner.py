@@ -144,16 +144,22 @@ def _folds_stamped(path: str, options: tuple, protocol: str, seed: int, split_op
     return {f.name: f for f in make_folds(_load(path, options), protocol, seed, **dict(split_options))}
 
 
+def job_data(job: FoldJob, fix: str) -> tuple[EEGDataset, Fold]:
+    """The job's dataset and fold, loaded (cached per process) and checked against the fingerprints it was planned with."""
+    dataset = _load(job.dataset_path, job.dataset_options)
+    fold = _folds(job.dataset_path, job.dataset_options, job.protocol, job.seed, job.split_options)[job.fold]
+    if (dataset.fingerprint, fold.fingerprint) != (job.dataset_fingerprint, job.split_fingerprint):
+        raise UserError(f"{job.dataset_path}: the dataset or its split changed since it was planned; {fix}")
+    return dataset, fold
+
+
 def run_fold_job(job: FoldJob, on_cell: Callable[[CellOutcome], None] | None = None) -> list[CellOutcome]:
     """Run (or skip, when finished) every cell of one fold; results land only in the run store.
 
     ``on_cell`` is called after each cell (in-process progress reporting). A prefit job runs only the
     prefit of its unfinished cells' methods and reports no cell.
     """
-    dataset = _load(job.dataset_path, job.dataset_options)
-    fold = _folds(job.dataset_path, job.dataset_options, job.protocol, job.seed, job.split_options)[job.fold]
-    if (dataset.fingerprint, fold.fingerprint) != (job.dataset_fingerprint, job.split_fingerprint):
-        raise UserError(f"{job.dataset_path}: the dataset or its split changed while the grid ran; rerun `eeg2img run`")
+    dataset, fold = job_data(job, fix="rerun `eeg2img run`")
     store = RunStore(job.runs_dir)
     if job.prefit:
         _prefit(store, dataset, fold, job)
@@ -234,11 +240,7 @@ def _run_cell(store: RunStore, key: CellKey, dataset: EEGDataset, fold: Fold, sp
 def score_submitted_cell(store: RunStore, key: CellKey, job: FoldJob, images: dict[str, np.ndarray],
                          is_oracle: bool, submission: dict) -> None:
     """A submitted fold as a cell: its images saved as the reconstructions, scored as every built-in cell is."""
-    dataset = _load(job.dataset_path, job.dataset_options)
-    fold = _folds(job.dataset_path, job.dataset_options, job.protocol, job.seed, job.split_options)[job.fold]
-    if (dataset.fingerprint, fold.fingerprint) != (job.dataset_fingerprint, job.split_fingerprint):
-        raise UserError(f"{job.dataset_path}: the dataset or its split changed since `eeg2img run` wrote this store; "
-                        "rerun it, then submit")
+    dataset, fold = job_data(job, fix="rerun `eeg2img run`, then submit")
     test = dataset.subset(fold.test)
     record = {**_cell_provenance(key, dataset, fold, job), "submission": submission}
     store.start(key, {}, is_oracle, record, inputs=job.inputs(), submission=submission)

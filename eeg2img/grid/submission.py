@@ -259,16 +259,12 @@ def _job(runs: Path, src: dict, benchmark: dict):
 
 
 def _test_ids(job) -> list[str]:
-    from eeg2img.grid.runner import _folds, _load
+    from eeg2img.grid.runner import job_data
 
     if not Path(job.dataset_path).exists():
         raise UserError(f"{job.dataset_path}: the benchmark's dataset is not here; put it back where "
                         "`eeg2img run` found it, then submit")
-    dataset = _load(job.dataset_path, job.dataset_options)
-    fold = _folds(job.dataset_path, job.dataset_options, job.protocol, job.seed, job.split_options)[job.fold]
-    if (dataset.fingerprint, fold.fingerprint) != (job.dataset_fingerprint, job.split_fingerprint):
-        raise UserError(f"{job.dataset_path}: the dataset or its split changed since `eeg2img run` wrote this store; "
-                        "rerun it, then submit")
+    dataset, fold = job_data(job, fix="rerun `eeg2img run`, then submit")
     return [str(t) for t in dataset.trial_ids[fold.test]]
 
 
