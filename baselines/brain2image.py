@@ -8,7 +8,12 @@
   condition, hinge or BCE loss, purely adversarial as in Brain2Image by default (``l1_weight`` adds a
   pix2pix-style pixel term). DiffAugment on the discriminator's inputs keeps it from memorising the few
   dozen stimuli of a demo fold within a few steps; the generator used for reconstruction is an exponential
-  moving average of the trained one (``ema``).
+  moving average of the trained one (``ema``). Adversarial training does not converge to a point, so which
+  step's generator to keep is model selection: with ``select="val"`` (the default) the fit scores the
+  averaged generator every ``val_every`` steps on the fold's *validation* trials — MindEye's all-pairs
+  2-way identification in pixel space (:func:`metrics.identification.nway_identification`) — and keeps
+  the best; the test trials are never seen. ``select="last"``, or a fold without validation trials, keeps
+  the last step's. Scoring draws no random numbers, so it never changes the training trajectory.
 
 The condition starts from the shared feature extractor (:mod:`baselines.features`: binned channel means,
 z-scored, leading principal components). Brain2Image conditioned on features of an EEG encoder trained to
@@ -206,12 +211,12 @@ class Brain2ImageGAN(_ConditionalImageModel):
                  n_components: int | None = 64, condition: str = "lda", cond_dim: int = 32, z_dim: int = 8,
                  loss: str = "hinge", l1_weight: float = 0.0, diffaugment: str = "color,translation,cutout",
                  width: int = 8, steps: int = 300, batch_size: int = 32, lr: float = 1e-3, ema: float = 0.98,
-                 device: str = "cpu"):
+                 select: str = "val", val_every: int = 25, device: str = "cpu"):
         self.seed, self.image_size, self.work_size = seed, image_size, work_size
         self.n_bins, self.n_components, self.condition, self.cond_dim = n_bins, n_components, condition, cond_dim
         self.z_dim, self.loss, self.l1_weight, self.diffaugment = z_dim, loss, l1_weight, diffaugment
         self.width, self.steps, self.batch_size, self.lr, self.ema = width, steps, batch_size, lr, ema
-        self.device = device
+        self.select, self.val_every, self.device = select, val_every, device
 
     def check_params(self) -> None:
         super().check_params()
@@ -220,6 +225,8 @@ class Brain2ImageGAN(_ConditionalImageModel):
         if self.ema == 1.0:
             raise UserError(f"{name}: ema=1.0 never leaves the initial weights; pass a decay < 1, or 0 for off")
         check_choice(name, "loss", self.loss, ("hinge", "bce"))
+        check_choice(name, "select", self.select, ("val", "last"))
+        check_int(name, "val_every", self.val_every)
         check_float(name, "l1_weight", self.l1_weight, low=0.0, low_open=False)
         if not isinstance(self.diffaugment, str):
             raise UserError(f"{name}: diffaugment={self.diffaugment!r} is invalid; pass e.g. 'color,translation,cutout' or ''")
@@ -258,7 +265,8 @@ class Brain2ImageGAN(_ConditionalImageModel):
                 if self.ema else None
             gen = torch.Generator().manual_seed(self.seed)
             self.history_: list[tuple[float, float]] = []
-            for idx in self._batches(len(feats), gen):
+            selector = _ValidationSelector(self, val) if self.select == "val" and averaged is not None else None
+            for step, idx in enumerate(self._batches(len(feats), gen), start=1):
                 f, x = feats[idx].to(device), images[idx].to(device)
                 z = torch.randn(len(idx), self.z_dim, generator=gen).to(device)
                 fake = self.generator_(torch.cat([z, self.cond_(f)], 1))
@@ -277,7 +285,13 @@ class Brain2ImageGAN(_ConditionalImageModel):
                 if averaged is not None:
                     averaged.update_parameters(g_modules)
                 self.history_.append((loss_d.item(), loss_g.item()))
+                if selector is not None and (step % self.val_every == 0 or step == self.steps):
+                    selector.score(step, averaged.module)
         final = averaged.module if averaged is not None else g_modules
+        if selector is not None:
+            final = selector.best(final)
+        self.selected_step_ = selector.best_step if selector is not None else self.steps
+        self.val_scores_ = dict(selector.scores) if selector is not None else {}
         self.cond_ = final["cond"].cpu().eval()
         self.generator_ = final["generator"].cpu().eval()
         return self
@@ -287,3 +301,44 @@ class Brain2ImageGAN(_ConditionalImageModel):
         feats = self._test_features(test)
         z = self._trial_noise(test, self.z_dim)
         return tensor_to_images(self.generator_(torch.cat([z, self.cond_(feats)], 1)), self.out_size_)
+
+
+class _ValidationSelector:
+    """Keeps the averaged generator's checkpoint that identifies the validation stimuli best (pixel 2-way).
+
+    Needs validation trials of at least two distinct images; without them it keeps the last checkpoint.
+    """
+
+    def __init__(self, model: Brain2ImageGAN, val: EEGDataset | None):
+        self.scores: dict[int, float] = {}
+        self.best_step: int = model.steps
+        self._state: dict[str, torch.Tensor] | None = None
+        self._usable = val is not None and len(val) >= 2 and len(val.unique_image_ids()) >= 2
+        if self._usable:
+            self._feats = model._test_features(val)
+            self._noise = model._trial_noise(val, model.z_dim)
+            self._stimuli = images_to_tensor(val.load_images(size=model.image_size), model.size_).flatten(1)
+
+    @torch.no_grad()
+    def score(self, step: int, modules: nn.ModuleDict) -> None:
+        if not self._usable:
+            return
+        from metrics.identification import nway_identification
+
+        device = next(modules.parameters()).device
+        was_training = modules.training
+        modules.eval()
+        cond = modules["cond"](self._feats.to(device))
+        images = modules["generator"](torch.cat([self._noise.to(device), cond], 1)).flatten(1).cpu()
+        modules.train(was_training)
+        value = float(nway_identification(images, self._stimuli, n_way=None).mean())
+        self.scores[step] = value
+        # Ties go to the later step: at equal validation identification, the longer-trained generator.
+        if self._state is None or value >= max(self.scores.values()):
+            self.best_step = step
+            self._state = {k: v.detach().clone() for k, v in modules.state_dict().items()}
+
+    def best(self, modules: nn.ModuleDict) -> nn.ModuleDict:
+        if self._state is not None:
+            modules.load_state_dict(self._state)
+        return modules

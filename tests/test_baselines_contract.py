@@ -215,6 +215,26 @@ def test_gan_loss_option_changes_the_training(fold, tmp_path):
     assert not np.array_equal(hinge.reconstruct(test.blind()), bce.reconstruct(test.blind()))
 
 
+def test_gan_keeps_the_checkpoint_that_identifies_the_validation_stimuli_best(tiny_synth, tmp_path):
+    # Scoring on validation draws no random numbers, so the run with selection trains exactly like the run
+    # without it, and the kept generator is the one a run stopped at the selected step would end with.
+    f = make_folds(tiny_synth, "per-subject", seed=0)[0]
+    train, val, test = (tiny_synth.subset(i) for i in (f.train, f.val, f.test))
+    steps = {"steps": 12, "val_every": 3}
+    chosen = build_method("brain2image-gan", seed=1, **steps).fit(train, val)
+    last = build_method("brain2image-gan", seed=1, select="last", **steps).fit(train, val)
+    assert chosen.history_ == last.history_
+    assert sorted(chosen.val_scores_) == [3, 6, 9, 12]
+    best = max(chosen.val_scores_.values())
+    assert chosen.selected_step_ == max(s for s, v in chosen.val_scores_.items() if v == best)
+    stopped = build_method("brain2image-gan", seed=1, select="last", steps=chosen.selected_step_).fit(train, val)
+    np.testing.assert_array_equal(chosen.reconstruct(test.blind()), stopped.reconstruct(test.blind()))
+    # Without validation trials there is nothing to select on: the last step's generator.
+    no_val = build_method("brain2image-gan", seed=1, **steps).fit(train)
+    assert no_val.selected_step_ == 12 and no_val.val_scores_ == {}
+    np.testing.assert_array_equal(no_val.reconstruct(test.blind()), last.reconstruct(test.blind()))
+
+
 # ------------------------------------------------------------------------------------------- bad parameters
 
 
@@ -235,6 +255,8 @@ def test_gan_loss_option_changes_the_training(fold, tmp_path):
         ("brain2image-gan", {"diffaugment": "color,rotate"}),
         ("brain2image-gan", {"lr": 0}),
         ("brain2image-gan", {"ema": 1.0}),
+        ("brain2image-gan", {"select": "test"}),
+        ("brain2image-gan", {"val_every": 0}),
         ("brain2image-vae", {"condition": "raw"}),
         ("latent-ridge", {"strength": 1.5}),
         ("latent-ridge", {"caption": "gpt"}),
