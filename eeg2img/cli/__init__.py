@@ -32,24 +32,41 @@ def _positive(value: str) -> int:
     return n
 
 
+SYNTH_FORMATS = ("cvpr40", "things-eeg2")
+# (flag, the format it belongs to, its default there, what it means): an option of the other format is refused.
+SYNTH_FORMAT_OPTIONS = (
+    ("--classes", "cvpr40", 40, ""),
+    ("--images-per-class", "cvpr40", 50, ""),
+    ("--block-drift", "cvpr40", 0.0, "strength of the block-design confound (0 = off)"),
+    ("--n-channels", "cvpr40", 128, ""),
+    ("--n-samples", "cvpr40", 500, "samples per segment before the 20:460 window"),
+    ("--train-concepts", "things-eeg2", 60, "concepts of the training partition"),
+    ("--test-concepts", "things-eeg2", 20, "concepts of the test partition, none of them in training"),
+    ("--images-per-concept", "things-eeg2", 10, "images per training concept (the release: 10)"),
+    ("--train-repetitions", "things-eeg2", 4, "repetitions of each training image (the release: 4)"),
+    ("--test-repetitions", "things-eeg2", 80, "repetitions of each test image (the release: 80)"),
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="eeg2img-bench: benchmark EEG-to-image reconstruction.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     data = sub.add_parser("data", help="create or inspect datasets")
     data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
-    synth = data_sub.add_parser("synth", help="write the synthetic ground-truth dataset (EEG-CVPR40 format)")
+    synth = data_sub.add_parser("synth", help="write a synthetic ground-truth dataset (EEG-CVPR40 or THINGS-EEG2 format)")
     synth.add_argument("--out", required=True, type=Path, help="output folder")
-    synth.add_argument("--subjects", type=_positive, default=6)
-    synth.add_argument("--classes", type=_positive, default=40)
-    synth.add_argument("--images-per-class", type=_positive, default=50)
+    synth.add_argument("--format", choices=SYNTH_FORMATS, default="cvpr40",
+                       help="cvpr40: one .pth of 500-sample trials (default); things-eeg2: the preprocessed "
+                            "release's sub-XX/*.npy and image folders, for the zero-shot track")
+    synth.add_argument("--subjects", type=_positive, default=None, help="default: 6 (cvpr40), 3 (things-eeg2)")
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--image-size", type=_positive, default=64)
-    synth.add_argument("--block-drift", type=float, default=0.0, help="strength of the block-design confound (0 = off)")
     synth.add_argument("--signal-strength", type=float, default=1.0, help="scale of the stimulus-driven EEG signal")
-    synth.add_argument("--n-channels", type=_positive, default=128)
-    synth.add_argument("--n-samples", type=_positive, default=500, help="samples per segment before the 20:460 window")
     synth.add_argument("--no-progress", action="store_true")
+    for flag, kind, default, help_text in SYNTH_FORMAT_OPTIONS:
+        synth.add_argument(flag, type=_positive if flag != "--block-drift" else float, default=None,
+                           help=f"{kind} only; default {default}" + (f": {help_text}" if help_text else ""))
     info = data_sub.add_parser("info", help="summarise an EEG-CVPR40 .pth or a THINGS-EEG2 folder")
     info.add_argument("path", type=Path)
     info.add_argument("--json", action="store_true")
@@ -129,17 +146,32 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _dispatch(args) -> int:
-    if args.command == "data" and args.data_command == "synth":
+def _synth(args) -> int:
+    chosen = {}
+    for flag, kind, default, _ in SYNTH_FORMAT_OPTIONS:
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if kind != args.format:
+            if value is not None:
+                raise UserError(f"{flag} is a {kind} option; drop it, or pass --format {kind}")
+            continue
+        chosen[flag[2:].replace("-", "_")] = default if value is None else value
+    common = dict(seed=args.seed, image_size=args.image_size, signal_strength=args.signal_strength,
+                  progress=not args.no_progress)
+    if args.format == "things-eeg2":
+        from eeg2img.datasets.synthetic_things import generate_things_eeg2
+
+        path = generate_things_eeg2(args.out, subjects=args.subjects or 3, **chosen, **common)
+    else:
         from eeg2img.datasets.synthetic import generate_synthetic
 
-        path = generate_synthetic(
-            args.out, subjects=args.subjects, classes=args.classes, images_per_class=args.images_per_class,
-            seed=args.seed, image_size=args.image_size, block_drift=args.block_drift, n_channels=args.n_channels,
-            n_samples=args.n_samples, signal_strength=args.signal_strength, progress=not args.no_progress,
-        )
-        print(path)
-        return 0
+        path = generate_synthetic(args.out, subjects=args.subjects or 6, **chosen, **common)
+    print(path)
+    return 0
+
+
+def _dispatch(args) -> int:
+    if args.command == "data" and args.data_command == "synth":
+        return _synth(args)
     if args.command == "data" and args.data_command == "info":
         from eeg2img.datasets import load_dataset
 

@@ -391,8 +391,12 @@ def simulate_subject(
     block_drift: float,
     out: np.ndarray,
     progress=None,
+    onset_sample: int = 0,
 ) -> None:
-    """Write the subject's trials into ``out`` ``(n, C, n_samples)`` float32, chunk by chunk."""
+    """Write the subject's trials into ``out`` ``(n, C, n_samples)`` float32, chunk by chunk.
+
+    The stimulus appears at ``onset_sample`` (0: at the first sample, as in EEG-CVPR40's segments; 200:
+    a 200 ms pre-stimulus baseline, as in THINGS-EEG2's epochs)."""
     n = len(recording.latents)
     rng = rng_for(seed, KEY_TRIALS, model.subject)
     amplitude = model.evoked_gain * (shared.base_amplitude[None, :] + recording.latents @ model.weights.T)
@@ -409,7 +413,7 @@ def simulate_subject(
     spectra = torch.from_numpy(model.noise_spectra)
     n_noise = spectra.shape[0]
     line_row = N_EVOKED + n_noise
-    t_ms = torch.arange(n_samples, dtype=torch.float32) * (1000.0 / SFREQ)
+    t_ms = (torch.arange(n_samples, dtype=torch.float32) - onset_sample) * (1000.0 / SFREQ)
     latency = torch.from_numpy(model.latency_ms).float()
     width = torch.from_numpy(model.width_ms).float()
     # Buffers reused across chunks: fresh large temporaries would be page-faulted in again every chunk.

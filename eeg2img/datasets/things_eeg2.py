@@ -253,7 +253,8 @@ def _sfreq(times: np.ndarray) -> float | None:
         return None
     step = float(np.median(np.diff(times)))
     # the release stores seconds; a step of half a unit or more can only be milliseconds
-    return 1000.0 / step if step >= 0.5 else 1.0 / step
+    # rounded: a float step of 0.01 s reads as 99.99999999999991 Hz
+    return round(1000.0 / step if step >= 0.5 else 1.0 / step, 6)
 
 
 def _image_catalogues(folder: Path, images) -> dict[str, _ImageCatalogue]:
