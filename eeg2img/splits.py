@@ -8,6 +8,16 @@
 - ``pooled``: NeuroImagen's protocol, 80/10/10 by image over all subjects, one fold.
 - ``official``: the dataset's own split file (EEG-CVPR40 ``block_splits_by_image_*.pth``, or the
   THINGS-EEG2 train/test partition).
+- ``zero-shot`` (THINGS-EEG2's leaderboard protocol): one fold per subject; test = the subject's
+  trials of the release's *test* partition, whose concepts never occur in training; train = the
+  subject's training-partition trials, less a seeded 10 % of the training *concepts* (at least one)
+  that form the validation set — validation is itself zero-shot and never touches a test concept.
+- ``zero-shot-loso``: one fold per subject; train/val = the other subjects' training-partition
+  trials (the same validation concepts), test = the held-out subject's test-partition trials, so
+  fold ``s`` tests the same trials as ``zero-shot`` fold ``s`` and the gap is paired.
+
+Whether test repetitions are averaged (the peers' practice) or kept as trials is the THINGS-EEG2
+loader's ``average_repetitions`` option (a dataset option in the grid config).
 
 All protocols of one dataset and seed draw the *same* image partition, so the test trials of
 ``per-subject`` fold ``s`` and ``loso`` fold ``s`` are identical and the cross-subject gap is a
@@ -27,7 +37,10 @@ import numpy as np
 from eeg2img.datasets.base import EEGDataset
 from eeg2img.errors import LeakageError, UserError
 
-PROTOCOLS = ("per-subject", "loso", "pooled", "official")
+PROTOCOLS = ("per-subject", "loso", "pooled", "official", "zero-shot", "zero-shot-loso")
+ZERO_SHOT_PROTOCOLS = ("zero-shot", "zero-shot-loso")
+LEAVE_ONE_SUBJECT_OUT = ("loso", "zero-shot-loso")
+VAL_CONCEPT_FRACTION = 0.1
 PARTS = ("train", "val", "test")
 
 
@@ -83,12 +96,20 @@ def check_leakage(dataset: EEGDataset, fold: Fold) -> None:
         shared = images[a] & images[b]
         if shared:
             raise LeakageError(f"fold {fold.name}: stimulus image {sorted(shared)[0]} is in both {a} and {b}")
-    if fold.protocol == "loso":
+    if fold.protocol in ZERO_SHOT_PROTOCOLS:
+        concepts = {p: set(dataset.labels_[idx].tolist()) for p, idx in parts.items()}
+        for a, b in (("train", "test"), ("val", "test"), ("train", "val")):
+            shared = concepts[a] & concepts[b]
+            if shared:
+                name = dataset.class_names[min(shared)] if dataset.class_names else min(shared)
+                raise LeakageError(f"fold {fold.name}: concept {name!r} is in both {a} and {b}; a zero-shot "
+                                   "fold never trains on a concept it validates or tests")
+    if fold.protocol in LEAVE_ONE_SUBJECT_OUT:
         held_out = set(dataset.subjects[parts["test"]].tolist())
         trained = set(dataset.subjects[np.concatenate([parts["train"], parts["val"]])].tolist())
         if held_out & trained:
             raise LeakageError(f"fold {fold.name}: held-out subject {sorted(held_out & trained)[0]} appears in train/val")
-    if fold.protocol == "per-subject" and fold.subject is not None:
+    if fold.protocol in ("per-subject", "zero-shot") and fold.subject is not None:
         all_idx = np.concatenate(list(parts.values()))
         if np.any(dataset.subjects[all_idx] != fold.subject):
             raise LeakageError(f"fold {fold.name}: trials of another subject in a per-subject fold")
@@ -148,6 +169,8 @@ def make_folds(
         raise UserError(f"{dataset.source or dataset.name}: unknown subject {unknown[0]}; subjects are {list(dataset.subject_ids)}")
     if protocol == "official":
         folds = [_official_fold(dataset, split_file, split_index)]
+    elif protocol in ZERO_SHOT_PROTOCOLS:
+        folds = _zero_shot_folds(dataset, protocol, chosen, seed)
     else:
         parts = split_images(dataset, seed)
         in_part = {p: np.isin(dataset.image_ids_, list(ids)) for p, ids in parts.items()}
@@ -175,6 +198,32 @@ def make_folds(
         check_leakage(dataset, fold)
         if len(fold.train) == 0 or len(fold.test) == 0:
             raise UserError(f"fold {fold.name} of {protocol}: empty train or test set; the dataset is too small for this protocol")
+    return folds
+
+
+def validation_concepts(dataset: EEGDataset, seed: int = 0, fraction: float = VAL_CONCEPT_FRACTION) -> set[int]:
+    """A seeded ``fraction`` (at least one) of the training partition's concepts, held out for validation."""
+    concepts = np.unique(dataset.labels_[dataset.partitions == "train"])
+    n_val = max(1, int(round(fraction * len(concepts))))
+    if len(concepts) < 2:
+        raise UserError(f"{dataset.source or dataset.name}: {len(concepts)} training concept; zero-shot validation "
+                        "needs two or more (one to train on, one to validate)")
+    return set(np.random.default_rng(seed).choice(concepts, n_val, replace=False).tolist())
+
+
+def _zero_shot_folds(dataset: EEGDataset, protocol: str, subjects: list[int], seed: int) -> list[Fold]:
+    if dataset.partitions is None:
+        raise UserError(f"{dataset.source or dataset.name}: the {protocol} protocol needs a dataset with a "
+                        "training/test concept partition (THINGS-EEG2, or `eeg2img data synth --format things-eeg2`)")
+    training, test = dataset.partitions == "train", dataset.partitions == "test"
+    in_val = training & np.isin(dataset.labels_, sorted(validation_concepts(dataset, seed)))
+    in_train = training & ~in_val
+    folds = []
+    for s in subjects:
+        mine = dataset.subjects == s
+        learn = mine if protocol == "zero-shot" else ~mine
+        folds.append(Fold(f"sub-{s:02d}", protocol, _indices(learn & in_train), _indices(learn & in_val),
+                          _indices(mine & test), subject=s))
     return folds
 
 

@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     splits = sub.add_parser("splits", help="show the folds of an evaluation protocol")
     splits.add_argument("--dataset", required=True, type=Path)
-    splits.add_argument("--protocol", required=True, help="per-subject | loso | pooled | official")
+    splits.add_argument("--protocol", required=True, help="per-subject | loso | pooled | official | zero-shot | zero-shot-loso")
     splits.add_argument("--seed", type=int, default=0)
     splits.add_argument("--subjects", type=lambda s: [int(x) for x in s.split(",")], default=None, help="e.g. 1,2,3")
     splits.add_argument("--allow-test-images-in-train", action="store_true", help="loso: let other subjects' EEG for the test images train")
