@@ -128,28 +128,30 @@ def _per_subject_section(subj_wide: pd.DataFrame, columns: list[Column]) -> str:
 
 def _gap_section(gap: pd.DataFrame, columns: list[Column]) -> str:
     if gap.empty:
-        return '<p class="note">No method has both per-subject and LOSO results on the same folds.</p>'
+        return ('<p class="note">No method has both within-subject and leave-one-subject-out results on the same '
+                "folds (per-subject and LOSO, or zero-shot and zero-shot-loso).</p>")
     labels = {(c.metric, c.backbone, c.protocol): c.label for c in columns}
-    header = ["dataset", "method", "metric", "per-subject", "LOSO", "gap [95% CI]", "p", "test", "trials",
+    header = ["dataset", "method", "protocols", "metric", "within", "across", "gap [95% CI]", "p", "test", "trials",
               "units", "p (units)", "min p (units)"]
     rows, classes = [], []
 
     def p_cell(p: float) -> tuple[str, str]:
         return (f"{p:.3g}", repr(float(p))) if pd.notna(p) else ("", "")
 
-    for r in sort_rows(gap.assign(protocol="per-subject")).itertuples(index=False):
+    for r in sort_rows(gap.assign(protocol=gap["protocols"].str.split(" − ").str[0])).itertuples(index=False):
         ci = f' <span class="ci">[{fmt(r.ci_low)}, {fmt(r.ci_high)}]</span>' if pd.notna(r.ci_low) else ""
         column = labels.get((r.metric, r.backbone, r.label), r.metric)
         rows.append([
-            (esc(r.dataset), r.dataset), (method_cell(r.method, r.kind), r.method), (esc(column), column),
-            (fmt(r.per_subject), repr(float(r.per_subject))), (fmt(r.loso), repr(float(r.loso))),
+            (esc(r.dataset), r.dataset), (method_cell(r.method, r.kind), r.method), (esc(r.protocols), r.protocols),
+            (esc(column), column), (fmt(r.within), repr(float(r.within))), (fmt(r.across), repr(float(r.across))),
             (fmt(r.gap) + ci, repr(float(r.gap))), p_cell(r.p_value), (esc(r.test), r.test),
             (str(r.n_trials), str(r.n_trials)), (str(r.n_units), str(r.n_units)), p_cell(r.p_units),
             p_cell(r.units_min_p),
         ])
         classes.append({"oracle": "oracle", "floor": "floor"}.get(r.kind, ""))
-    note = ('<p class="note">Per-subject minus leave-one-subject-out score on the same test trials (fold s of both '
-            "protocols test subject s's trials), paired over those trials: gap = mean paired difference, CI = "
+    note = ('<p class="note">Within-subject minus leave-one-subject-out score on the same test trials (per-subject '
+            "minus LOSO; zero-shot minus zero-shot-loso: fold s of both protocols tests subject s's trials), paired "
+            "over those trials: gap = mean paired difference, CI = "
             "percentile bootstrap over trials, p = two-sided sign-flip permutation test over trials. Beside it the "
             "test over subject×fold units and the smallest p the units could give at all (0.5 for 2 subjects, "
             "0.25 for 3). For ↓ metrics a negative gap means the within-subject model is better.</p>")

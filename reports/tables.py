@@ -34,7 +34,7 @@ from reports.load import Runs
 from reports.metric_info import column_label, is_substitute
 from reports.published import REPORTED_KIND, matches_column, published_entries
 
-PROTOCOL_ORDER = ["per-subject", "loso", "pooled"]
+PROTOCOL_ORDER = ["per-subject", "loso", "pooled", "zero-shot", "zero-shot-loso"]
 KIND_ORDER = ["method", "submission", "floor", "oracle", REPORTED_KIND]
 METRIC_ORDER = ["ssim", "pixcorr", "clip", "nway", "acc", "is", "fid", "kid"]
 ALPHA = 0.05
@@ -298,46 +298,53 @@ def per_subject(runs: Runs) -> pd.DataFrame:
     return out
 
 
-GAP_COLUMNS = ["dataset", "method", "kind", "metric", "backbone", "label", "per_subject", "loso", "gap", "ci_low",
-               "ci_high", "p_value", "test", "n_trials", "n_units", "p_units", "test_units", "units_min_p"]
+GAP_COLUMNS = ["dataset", "method", "kind", "protocols", "metric", "backbone", "label", "within", "across", "gap",
+               "ci_low", "ci_high", "p_value", "test", "n_trials", "n_units", "p_units", "test_units", "units_min_p"]
+# (within-subject, leave-one-subject-out) protocols whose fold s tests the same trials of subject s
+GAP_PAIRS = (("per-subject", "loso"), ("zero-shot", "zero-shot-loso"))
 
 
 def cross_subject_gap(runs: Runs, *, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """Per-subject minus LOSO per method and column, paired over the same test trials.
+    """Within-subject minus leave-one-subject-out per method and column, paired over the same test trials.
 
-    Fold s of both protocols tests the same trials of subject s, so every trial is scored by the
-    within-subject and the cross-subject model: ``gap`` is the mean paired difference over trials, with a
-    bootstrap CI and a sign-flip p-value over trials; the unit-level test over (fold, subject) pairs
-    stands beside it (``p_units``; ``units_min_p`` is the smallest p those units could give).
+    For each pair of :data:`GAP_PAIRS` (``protocols`` = ``"per-subject − loso"`` or ``"zero-shot −
+    zero-shot-loso"``), fold s of both protocols tests the same trials of subject s, so every trial is scored
+    by the within-subject and the cross-subject model: ``gap`` is the mean paired difference over trials, with
+    a bootstrap CI and a sign-flip p-value over trials; the unit-level test over (fold, subject) pairs stands
+    beside it (``p_units``; ``units_min_p`` is the smallest p those units could give).
     """
     units = unit_scores(runs.results)
+    all_trials = trial_values(runs)
     keys = ["dataset", "method", "kind", *COLUMN_KEYS, "fold", "subject"]
-    within = units[units["protocol"] == "per-subject"].set_index(keys)["value"]
-    across = units[units["protocol"] == "loso"].set_index(keys)["value"]
-    paired = pd.concat({"per_subject": within, "loso": across}, axis=1).dropna().reset_index()
-    trials = trial_values(runs)
-    trials = trials[trials["protocol"].isin(["per-subject", "loso"])]
-    per_trial = {k: g.pivot_table(index="trial_id", columns="protocol", values="value")
-                 for k, g in trials.groupby(["dataset", "method", *COLUMN_KEYS])}
     rows = []
-    for (dataset, method, kind, metric, backbone, label), g in paired.groupby(
-            ["dataset", "method", "kind", *COLUMN_KEYS]):
-        diff = (g["per_subject"] - g["loso"]).to_numpy()
-        p_units, test_units = paired_test(g["per_subject"].to_numpy(), g["loso"].to_numpy(), seed=seed)
-        row = dict(dataset=dataset, method=method, kind=kind, metric=metric, backbone=backbone, label=label,
-                   per_subject=g["per_subject"].mean(), loso=g["loso"].mean(), gap=diff.mean(),
-                   n_units=len(diff), p_units=p_units, test_units=test_units, units_min_p=min_attainable_p(len(diff)))
-        t = per_trial.get((dataset, method, metric, backbone, label))
-        if t is not None and {"per-subject", "loso"} <= set(t.columns):
-            matched = t[["per-subject", "loso"]].dropna()
-            r = paired_comparison(matched["per-subject"].to_numpy(), matched["loso"].to_numpy(), n_boot=n_boot, seed=seed)
-            row.update(per_subject=float(matched["per-subject"].mean()), loso=float(matched["loso"].mean()),
-                       gap=r["diff"], ci_low=r["ci_low"], ci_high=r["ci_high"], p_value=r["p_value"], test=r["test"],
-                       n_trials=r["n"])
-        else:  # no per-trial values: the interval and the test are over units
-            lo, hi = bootstrap_ci(diff, n_boot=n_boot, seed=seed)
-            row.update(ci_low=lo, ci_high=hi, p_value=p_units, test=test_units, n_trials=0)
-        rows.append(row)
+    for within_protocol, across_protocol in GAP_PAIRS:
+        within = units[units["protocol"] == within_protocol].set_index(keys)["value"]
+        across = units[units["protocol"] == across_protocol].set_index(keys)["value"]
+        paired = pd.concat({"within": within, "across": across}, axis=1).dropna().reset_index()
+        if paired.empty:
+            continue
+        trials = all_trials[all_trials["protocol"].isin([within_protocol, across_protocol])]
+        per_trial = {k: g.pivot_table(index="trial_id", columns="protocol", values="value")
+                     for k, g in trials.groupby(["dataset", "method", *COLUMN_KEYS])}
+        for (dataset, method, kind, metric, backbone, label), g in paired.groupby(
+                ["dataset", "method", "kind", *COLUMN_KEYS]):
+            diff = (g["within"] - g["across"]).to_numpy()
+            p_units, test_units = paired_test(g["within"].to_numpy(), g["across"].to_numpy(), seed=seed)
+            row = dict(dataset=dataset, method=method, kind=kind, protocols=f"{within_protocol} − {across_protocol}",
+                       metric=metric, backbone=backbone, label=label, within=g["within"].mean(),
+                       across=g["across"].mean(), gap=diff.mean(), n_units=len(diff), p_units=p_units,
+                       test_units=test_units, units_min_p=min_attainable_p(len(diff)))
+            t = per_trial.get((dataset, method, metric, backbone, label))
+            if t is not None and {within_protocol, across_protocol} <= set(t.columns):
+                matched = t[[within_protocol, across_protocol]].dropna()
+                a, b = matched[within_protocol].to_numpy(), matched[across_protocol].to_numpy()
+                r = paired_comparison(a, b, n_boot=n_boot, seed=seed)
+                row.update(within=float(a.mean()), across=float(b.mean()), gap=r["diff"], ci_low=r["ci_low"],
+                           ci_high=r["ci_high"], p_value=r["p_value"], test=r["test"], n_trials=r["n"])
+            else:  # no per-trial values: the interval and the test are over units
+                lo, hi = bootstrap_ci(diff, n_boot=n_boot, seed=seed)
+                row.update(ci_low=lo, ci_high=hi, p_value=p_units, test=test_units, n_trials=0)
+            rows.append(row)
     return pd.DataFrame(rows, columns=GAP_COLUMNS)
 
 

@@ -87,7 +87,7 @@ def write_fake_runs(
     all_rows, set_rows = [], []
     for protocol in protocols:
         folds = {"pooled": list(subjects)} if protocol == "pooled" else {f"sub-{s:02d}": [s] for s in subjects}
-        protocol_penalty = 0.08 if protocol == "loso" else 0.0
+        protocol_penalty = 0.08 if protocol in ("loso", "zero-shot-loso") else 0.0
         for fold, fold_subjects in folds.items():
             trials = trials_all[trials_all["subject"].isin(fold_subjects)].reset_index(drop=True)
             for method, (offset, is_oracle) in methods.items():

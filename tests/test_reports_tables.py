@@ -130,6 +130,21 @@ def test_cross_subject_gap_pairs_fold_s_of_both_protocols(runs, raw):
     assert set(gap["method"]) == {"neuroimagen", "latent-ridge", "floor-mean", "oracle-stimulus"}
 
 
+def test_cross_subject_gap_pairs_the_zero_shot_protocols_apart_from_the_others(tmp_path):
+    runs = load_runs(write_fake_runs(tmp_path / "runs", protocols=("per-subject", "loso", "zero-shot",
+                                                                   "zero-shot-loso")))
+    gap = tables.cross_subject_gap(runs, n_boot=200)
+    assert set(gap["protocols"]) == {"per-subject − loso", "zero-shot − zero-shot-loso"}
+    unit = tables.unit_scores(runs.results).groupby(["protocol", "method", "metric"])["value"].mean()
+    for r in gap.itertuples():
+        within_protocol, across_protocol = r.protocols.split(" − ")
+        assert r.within == pytest.approx(unit[(within_protocol, r.method, r.metric)])
+        assert r.across == pytest.approx(unit[(across_protocol, r.method, r.metric)])
+        assert r.gap == pytest.approx(r.within - r.across)
+    # one row per (method, column) and pair: the zero-shot rows do not mix with the per-subject ones
+    assert len(gap) == 2 * len(gap[gap["protocols"] == "per-subject − loso"])
+
+
 def test_per_subject_table_is_the_mean_over_folds_and_seeds(runs, raw):
     columns = tables.columns_of(runs.results, set_level=runs.set_level)
     wide = tables.per_subject_wide(tables.per_subject(runs), columns, [("synth", "pooled")])
