@@ -130,3 +130,78 @@ class TripletRetrieval(_Retrieval):
         check_fitted(self.name, hasattr(self, "encoder_"))
         eeg = check_test_eeg(self.name, test, *self.eeg_shape_)
         return self._answer(_unit_rows(self.encoder_.encode(eeg)) @ self.gallery_unit_.T)
+
+
+@register("embedding-ridge")
+class EmbeddingRidge(_Retrieval):
+    """Ridge from EEG features to an image embedding (the zero-shot track's linear baseline).
+
+    ``embed`` predicts each trial's embedding in ``space`` (:mod:`metrics.embedding_spaces`); the runner
+    scores zero-shot retrieval from it. The penalty is chosen on the validation trials when the fold has
+    them — the exact 2-way identification of the validation stimuli, which on a zero-shot fold are
+    concepts the ridge never trained on (ties: the larger penalty) — else by leave-one-out on training.
+    ``reconstruct`` answers with the training stimulus nearest to the predicted embedding (cosine).
+    """
+
+    name = "embedding-ridge"
+
+    def __init__(self, seed: int = 0, image_size: int | None = None, n_bins: int = 10, alpha: float | None = None,
+                 space: str = "synth-cnn:fold-train"):
+        self.seed = seed  # ridge is deterministic; kept for the common interface
+        self.image_size = image_size
+        self.n_bins = n_bins
+        self.alpha = alpha
+        self.space = space
+
+    @property
+    def embedding_space(self) -> str:
+        return self.space
+
+    def check_params(self) -> None:
+        from metrics.embedding_spaces import check_space
+
+        super().check_params()
+        check_int(self.name, "n_bins", self.n_bins)
+        check_alpha(self.name, self.alpha)
+        check_space(self.name, self.space)
+
+    def fit(self, train: EEGDataset, val: EEGDataset | None = None) -> EmbeddingRidge:
+        from metrics.embedding_spaces import image_embedder
+
+        self._check_fit(train)
+        rows = self._set_gallery(train)
+        self.embedder_ = image_embedder(self.space, train, cache_dir=self.cache_dir)
+        self.weights_sha256 = {self.space: self.embedder_.weights_sha256}
+        gallery_emb = self.embedder_.embed(train.load_images(self.gallery_ids_)).astype(np.float64)
+        self.features_ = EEGFeatures(self.n_bins)
+        x = self.features_.fit_transform(train.eeg)
+        alpha = self.alpha if self.alpha is not None else self._alpha_on_validation(x, gallery_emb[rows], val)
+        self.ridge_ = RidgeMap(alpha).fit(x, gallery_emb[rows])
+        self.gallery_unit_ = _unit_rows(gallery_emb)
+        self.eeg_shape_ = train.eeg.shape[1:]
+        return self
+
+    def _alpha_on_validation(self, x: np.ndarray, y: np.ndarray, val: EEGDataset | None) -> float | None:
+        from baselines.ridge import DEFAULT_ALPHAS
+        from metrics.retrieval import retrieval_topk
+
+        self.val_scores_: dict[float, float] = {}
+        if val is None or len(val.unique_image_ids()) < 2:
+            return None  # leave-one-out on training (RidgeMap's default)
+        ids = val.unique_image_ids()
+        candidates = self.embedder_.embed(val.load_images(ids))
+        target = trial_image_rows(val, ids)
+        xv = self.features_.transform(check_test_eeg(self.name, val, *val.eeg.shape[1:]))
+        for alpha in DEFAULT_ALPHAS:
+            pred = RidgeMap(alpha).fit(x, y).predict(xv)
+            self.val_scores_[alpha] = float(retrieval_topk(pred, candidates, target, n_way=2, draws=None).mean())
+        best = max(self.val_scores_.values())
+        return max(a for a, v in self.val_scores_.items() if v == best)
+
+    def embed(self, test: EEGDataset) -> np.ndarray:
+        check_fitted(self.name, hasattr(self, "ridge_"))
+        eeg = check_test_eeg(self.name, test, *self.eeg_shape_)
+        return self.ridge_.predict(self.features_.transform(eeg)).astype(np.float32)
+
+    def reconstruct(self, test: EEGDataset) -> np.ndarray:
+        return self._answer(_unit_rows(self.embed(test)) @ self.gallery_unit_.T)

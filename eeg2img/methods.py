@@ -60,6 +60,18 @@ class Method:
     def reconstruct(self, test: EEGDataset) -> np.ndarray:
         raise NotImplementedError
 
+    # Optional, for the zero-shot track: a method that predicts an image embedding per trial names the
+    # space it predicts into (``metrics.embedding_spaces``); the runner embeds the candidate test images in
+    # that space and scores retrieval (top-1, top-5, k-way) from ``embed``. None: the method only reconstructs,
+    # and retrieval is scored from its reconstructions embedded in the grid's space.
+    @property
+    def embedding_space(self) -> str | None:
+        return None
+
+    def embed(self, test: EEGDataset) -> np.ndarray:
+        """float32 ``(N, D)``: the predicted image embedding of each trial of ``test`` (blinded, like reconstruct)."""
+        raise NotImplementedError(f"{self.name} predicts no embedding")
+
     # Shared, cached work (e.g. an encoder trained once per fold) is requested through this hook;
     # the runner passes a cache directory unique to (dataset, fold, seed) before ``fit``.
     cache_dir = None

@@ -14,6 +14,8 @@ Layout::
         samples.parquet    per-sample metric values: trial_id, subject, metric, backbone, value
         metrics.parquet    tidy rows of RESULT_COLUMNS for this cell (per-sample metrics, mean per subject)
         set_inputs.npz     per-trial features of the set-level metrics (FID, KID, IS), rows in trials order
+        embeddings.npz     a method's predicted image embeddings (``Method.embed``): ``trial_ids``, ``embedding``,
+                           ``space``; what zero-shot retrieval is scored from (kept across a kill, like recon/)
         DONE               written last; a cell with DONE is skipped by a rerun
     RUNS/current.json  the cells of the config last run here and the submitted cells (``eeg2img submit``) kept
                        beside them: what results.csv and the report are built from
@@ -68,6 +70,7 @@ POOLED_KEYS = ["dataset", "protocol", "method", "seed"]
 SET_LEVEL_FILE_COLUMNS = [*POOLED_KEYS, "folds", "subject", "metric", "backbone", "label", "value", "std", "ci_low",
                           "ci_high", "n", "min_n", "status", "warning"]
 _SET_INPUTS = "set_inputs.npz"
+_EMBEDDINGS = "embeddings.npz"
 CURRENT_FILE = "current.json"
 BENCHMARK_FILE = "benchmark.json"
 LOCK_FILE = ".lock"
@@ -167,6 +170,27 @@ class RunStore:
         from eeg2img.datasets.base import read_rgb
 
         return np.stack([read_rgb(recon_path(self.cell_dir(key), t)) for t in trial_ids])
+
+    def save_embeddings(self, key: CellKey, trial_ids, embedding: np.ndarray, space: str) -> None:
+        arrays = {"trial_ids": np.asarray(trial_ids, dtype=str), "embedding": np.asarray(embedding, np.float32),
+                  "space": np.asarray(space)}
+        write_with(self.cell_dir(key) / _EMBEDDINGS, lambda p: _save_npz(p, arrays))
+
+    def load_embeddings(self, key: CellKey, trial_ids) -> tuple[np.ndarray, str] | None:
+        """The saved embeddings in ``trial_ids`` order and their space; None when the cell saved none for them."""
+        path = self.cell_dir(key) / _EMBEDDINGS
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                saved, emb, space = z["trial_ids"].tolist(), z["embedding"], str(z["space"])
+        except (OSError, ValueError, KeyError) as err:
+            raise UserError(f"{path}: unreadable ({err.__class__.__name__}); delete it and rerun") from None
+        row = {t: i for i, t in enumerate(saved)}
+        wanted = [str(t) for t in trial_ids]
+        if any(t not in row for t in wanted):
+            return None
+        return emb[[row[t] for t in wanted]], space
 
     def finish(self, key: CellKey, trials: pd.DataFrame, samples: pd.DataFrame, rows: pd.DataFrame, provenance: dict,
                set_inputs: dict[str, tuple[np.ndarray, ...]] | None = None) -> None:

@@ -40,7 +40,7 @@ from metrics.backbones.base import Backbone, check_images
 from metrics.base import MetricResult, SmallSampleWarning
 from metrics.features_cache import FeatureCache, image_set_hash
 from metrics.set_level import SET_LEVEL_COLUMNS, SetLevelOptions, set_level_rows
-from metrics.vocabulary import ALL_METRICS, PIXEL_METRICS, SET_METRICS, STATUS_OK
+from metrics.vocabulary import ALL_METRICS, IMAGE_METRICS, PIXEL_METRICS, RETRIEVAL_METRICS, SET_METRICS, STATUS_OK
 
 REFERENCE_METRICS = ("fid", "kid", "nway", "acc")  # compare with the stimuli's features
 PIXELS = "pixels"
@@ -122,7 +122,7 @@ class MetricsEngine:
     :class:`~eeg2img.errors.WeightsNotFoundError` if a file cannot be found.
     """
 
-    def __init__(self, metrics: Sequence[str] = ALL_METRICS, backbones: Sequence[Backbone | str] | None = None,
+    def __init__(self, metrics: Sequence[str] = IMAGE_METRICS, backbones: Sequence[Backbone | str] | None = None,
                  resize: str = "clean", device=None, cache_dir: str | Path | None = None, seed: int = 0, *,
                  use_cache: bool = True, ssim_protocol: str = "mindeye", image_size: int | None = 425,
                  n_boot: int = 1000, set_n_boot: dict[str, int] | None = None, kid_subsets: int = 100,
@@ -133,11 +133,15 @@ class MetricsEngine:
         from metrics.backbones.resize import check_policy
 
         self.metrics = tuple(dict.fromkeys(str(m).strip().lower() for m in metrics))
+        from_embeddings = [m for m in self.metrics if m in RETRIEVAL_METRICS]
+        if from_embeddings:
+            raise UserError(f"metric {from_embeddings[0]!r}: scored from embeddings, not images (zero-shot retrieval: "
+                            "`eeg2img run` on a zero-shot protocol); choose from " + ", ".join(IMAGE_METRICS))
         unknown = [m for m in self.metrics if m not in ALL_METRICS]
         if unknown:
-            raise UserError(f"metric {unknown[0]!r}: unknown; choose from {', '.join(ALL_METRICS)}")
+            raise UserError(f"metric {unknown[0]!r}: unknown; choose from {', '.join(IMAGE_METRICS)}")
         if not self.metrics:
-            raise UserError("no metrics requested; choose from " + ", ".join(ALL_METRICS))
+            raise UserError("no metrics requested; choose from " + ", ".join(IMAGE_METRICS))
         self.resize = check_policy(resize)
         self.device = device
         self.seed = int(seed)

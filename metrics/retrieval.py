@@ -57,6 +57,27 @@ def retrieval_topk(pred_emb: Any, candidate_emb: Any, target: Any, top_k: int = 
     return nway_success(scores, t.astype(np.int64), n_way=n_way, top_k=top_k, draws=draws, seed=seed)
 
 
+def retrieval_metrics(pred_emb: Any, candidate_emb: Any, target: Any, metrics, draws: int = 50,
+                      seed: int = 0) -> dict[str, tuple[str, np.ndarray]]:
+    """``{metric: (label, per-trial values)}`` for the grid's retrieval metrics (``metrics.vocabulary``):
+    ``top1``/``top5`` over all candidates, ``top1-<k>way`` with seeded draws. A metric the candidate count
+    cannot support (top-5 of ≤ 5 candidates, k-way with k ≥ the candidates) gets no value rather than a
+    degenerate one: ``top1-20way`` of 20 candidates would be ``top1`` again under another name."""
+    n_candidates = len(candidate_emb)
+    out = {}
+    for metric in metrics:
+        if metric in ("top1", "top5"):
+            k = int(metric[3:])
+            if k < n_candidates:
+                out[metric] = (f"{n_candidates}-way", retrieval_topk(pred_emb, candidate_emb, target, top_k=k))
+        elif metric.startswith("top1-") and metric.endswith("way"):
+            n_way = int(metric[5:-3])
+            if n_way < n_candidates:
+                out[metric] = (f"{n_way}-way, {draws} draws",
+                               retrieval_topk(pred_emb, candidate_emb, target, n_way=n_way, draws=draws, seed=seed))
+    return out
+
+
 class Retrieval(Metric):
     """``Retrieval(candidate_emb, top_k, n_way)``; ``update(pred_emb, target)`` per batch, scored once."""
 
@@ -96,4 +117,4 @@ class Retrieval(Metric):
         return float(self.per_sample.mean())
 
 
-__all__ = ["Retrieval", "cosine_scores", "retrieval_topk"]
+__all__ = ["Retrieval", "cosine_scores", "retrieval_metrics", "retrieval_topk"]

@@ -27,6 +27,10 @@ from dataclasses import dataclass
 
 SAMPLE = "sample"  # one value per trial; the table shows the mean over trials
 SET = "set"  # one value per image set
+# One value per trial, computed from embeddings rather than images: zero-shot identification of the
+# trial's stimulus among the fold's test images (:mod:`metrics.retrieval`), scored by the grid runner.
+RETRIEVAL = "retrieval"
+RETRIEVAL_WAYS = (2, 4, 10, 50, 100)  # ATM's k-way top-1 (seeded draws here)
 
 IS_IMAGES_PER_SPLIT = 10
 IS_MIN_SPLITS = 2
@@ -58,10 +62,15 @@ VOCABULARY: dict[str, MetricSpec] = {
     "is": MetricSpec("is", "IS", True, SET, min_n=IS_IMAGES_PER_SPLIT * IS_MIN_SPLITS),
     "fid": MetricSpec("fid", "FID", False, SET, min_n=50, warn_n=2048),
     "kid": MetricSpec("kid", "KID", False, SET, min_n=20),
+    "top1": MetricSpec("top1", "Top-1", True, RETRIEVAL),
+    "top5": MetricSpec("top5", "Top-5", True, RETRIEVAL),
+    **{f"top1-{k}way": MetricSpec(f"top1-{k}way", f"Top-1 {k}-way", True, RETRIEVAL) for k in RETRIEVAL_WAYS},
 }
 ALL_METRICS = tuple(VOCABULARY)
 SET_METRICS = tuple(m for m, s in VOCABULARY.items() if s.level == SET)
 SAMPLE_METRICS = tuple(m for m, s in VOCABULARY.items() if s.level == SAMPLE)
+RETRIEVAL_METRICS = tuple(m for m, s in VOCABULARY.items() if s.level == RETRIEVAL)
+IMAGE_METRICS = tuple(m for m in ALL_METRICS if m not in RETRIEVAL_METRICS)  # what the engine computes from images
 PIXEL_METRICS = ("ssim", "pixcorr")
 
 STATUS_OK = "ok"

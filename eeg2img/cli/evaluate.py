@@ -19,7 +19,7 @@ from pathlib import Path
 
 from eeg2img.errors import UserError
 from metrics.image_folders import list_images, load_set, match_stems
-from metrics.vocabulary import ALL_METRICS
+from metrics.vocabulary import IMAGE_METRICS
 
 DEFAULT_METRICS = "ssim,pixcorr,fid,kid,is"
 
@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--pred", required=True, type=Path, help="folder of reconstructions (one image per stem)")
     p.add_argument("--ref", required=True, type=Path, help="folder of stimuli with the same file stems")
     p.add_argument("--metrics", default=DEFAULT_METRICS,
-                   help=f"comma-separated subset of {','.join(ALL_METRICS)} (default {DEFAULT_METRICS})")
+                   help=f"comma-separated subset of {','.join(IMAGE_METRICS)} (default {DEFAULT_METRICS})")
     p.add_argument("--captions", type=Path, help="JSON {stem: caption} (or TSV stem<TAB>caption) for CLIP score")
     p.add_argument("--subjects", type=Path, help="JSON {stem: subject}: adds per-subject set-level metrics")
     p.add_argument("--json", type=Path, help="write the results (values, 95%% CIs, provenance) to this file")
@@ -150,10 +150,10 @@ def run(args: argparse.Namespace) -> int:
     from metrics.engine import MetricsEngine
 
     metrics = [m.strip().lower() for m in str(args.metrics).split(",") if m.strip()]
-    bad = [m for m in metrics if m not in ALL_METRICS]
+    bad = [m for m in metrics if m not in IMAGE_METRICS]
     if bad or not metrics:
         raise UserError(f"--metrics {args.metrics}: unknown metric {bad[0] if bad else '(none)'}; "
-                        f"choose from {','.join(ALL_METRICS)}")
+                        f"choose from {','.join(IMAGE_METRICS)}")
     if args.size is not None and args.size < 8:
         raise UserError(f"--size {args.size}: too small; pass at least 8 (pixels)")
     if args.json is not None:  # before any work: a path that cannot be written fails now, not after the metrics

@@ -142,7 +142,7 @@ class _Checker:
 
 def parse_config(raw: dict, base: Path = Path("."), where: str = "config") -> GridConfig:
     from eeg2img.methods import available_methods
-    from metrics.vocabulary import ALL_METRICS  # the one list of metric names
+    from metrics.vocabulary import ALL_METRICS, RETRIEVAL_METRICS  # the one list of metric names
 
     check = _Checker(where)
     unknown = set(raw) - _TOP_KEYS
@@ -161,6 +161,9 @@ def parse_config(raw: dict, base: Path = Path("."), where: str = "config") -> Gr
         check_method_params(name, params, check)
     protocols = check.choices("protocols", raw.get("protocols", ["per-subject", "loso"]), PROTOCOLS, '["per-subject", "loso"]')
     metrics = check.choices("metrics", raw.get("metrics", ["ssim", "pixcorr"]), ALL_METRICS, '["ssim", "pixcorr"]')
+    if metrics and all(m in RETRIEVAL_METRICS for m in metrics):
+        check.fail(f"metrics = {list(metrics)!r}: the retrieval metrics are scored beside the image metrics; add "
+                   'one, e.g. metrics = ["ssim", "top1", "top5"]')
     executor = check.string("executor", raw.get("executor", "inline"), '"inline"')
     if executor not in EXECUTORS:
         check.fail(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")

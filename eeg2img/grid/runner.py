@@ -198,6 +198,11 @@ def _cell_threads() -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
+def _stage_cache(job: FoldJob, dataset: EEGDataset) -> Path:
+    """The stage cache of a (dataset, seed): shared work of a fold's methods, and the retrieval space."""
+    return Path(job.runs_dir) / ".cache" / dataset.name / f"seed-{job.seed}"
+
+
 def _cell_method(spec: MethodSpec, job: FoldJob, dataset: EEGDataset):
     """The cell's method, built as every cell builds it: global seeds set, the fold's stage cache attached."""
     import torch
@@ -205,8 +210,14 @@ def _cell_method(spec: MethodSpec, job: FoldJob, dataset: EEGDataset):
     torch.manual_seed(job.seed)
     np.random.seed(job.seed)
     method = build_method(spec.name, seed=job.seed, **spec.params)
-    method.cache_dir = Path(job.runs_dir) / ".cache" / dataset.name / f"seed-{job.seed}"
+    method.cache_dir = _stage_cache(job, dataset)
     return method
+
+
+def _wants_retrieval(job: FoldJob) -> bool:
+    from metrics.vocabulary import RETRIEVAL_METRICS
+
+    return any(m in RETRIEVAL_METRICS for m in job.metrics)
 
 
 def _prefit(store: RunStore, dataset: EEGDataset, fold: Fold, job: FoldJob) -> None:
@@ -227,14 +238,21 @@ def _run_cell(store: RunStore, key: CellKey, dataset: EEGDataset, fold: Fold, sp
     test = dataset.subset(fold.test)
     done = store.finished_reconstructions(key)
     missing = [i for i, t in enumerate(test.trial_ids) if str(t) not in done]
-    if missing:
+    embed = (_wants_retrieval(job) and method.embedding_space is not None
+             and store.load_embeddings(key, test.trial_ids) is None)
+    if missing or embed:
         method.fit(train, val)
+    if missing:
         todo = test.subset(missing)
         images = method.reconstruct(todo if method.is_oracle else todo.blind())
         _check_images(images, len(todo), spec.name)
         for trial_id, image in zip(todo.trial_ids, images):
             store.save_reconstruction(key, str(trial_id), image)
-    _evaluate_and_finish(store, key, dataset, test, job, record, getattr(method, "weights_sha256", {}))
+    if embed:
+        embedding = method.embed(test if method.is_oracle else test.blind())
+        _check_embedding(embedding, len(test), spec.name)
+        store.save_embeddings(key, test.trial_ids, embedding, method.embedding_space)
+    _evaluate_and_finish(store, key, dataset, test, job, record, getattr(method, "weights_sha256", {}), train)
 
 
 def score_submitted_cell(store: RunStore, key: CellKey, job: FoldJob, images: dict[str, np.ndarray],
@@ -247,7 +265,7 @@ def score_submitted_cell(store: RunStore, key: CellKey, job: FoldJob, images: di
     for trial_id in test.trial_ids.astype(str):
         store.save_reconstruction(key, trial_id, images[trial_id])
     with _cell_threads():  # the backbone's features with the thread count of every built-in cell
-        _evaluate_and_finish(store, key, dataset, test, job, record, {})
+        _evaluate_and_finish(store, key, dataset, test, job, record, {}, dataset.subset(fold.train))
 
 
 def _cell_provenance(key: CellKey, dataset: EEGDataset, fold: Fold, job: FoldJob) -> dict:
@@ -265,15 +283,21 @@ def _cell_provenance(key: CellKey, dataset: EEGDataset, fold: Fold, job: FoldJob
 
 
 def _evaluate_and_finish(store: RunStore, key: CellKey, dataset: EEGDataset, test: EEGDataset, job: FoldJob,
-                         record: dict, method_weights: dict) -> None:
-    """The one scoring path: the saved reconstructions → the engine → the cell's tables, then DONE."""
+                         record: dict, method_weights: dict, train: EEGDataset) -> None:
+    """The one scoring path: the saved reconstructions (and embeddings) → the engine and the retrieval
+    metrics → the cell's tables, then DONE."""
     pred = store.load_reconstructions(key, test.trial_ids)
     size = pred.shape[1]
     ref = test.load_images(size=size)
     report = evaluate_cell(pred, ref, test, dataset, job)
     samples = _plain_metric_names(report.per_sample)
+    labels = dict(report.labels)
     record["weights"] = {**report.provenance["weights_sha256"], **method_weights}
-    rows = _tidy_rows(samples, report.labels, key)
+    if _wants_retrieval(job):
+        found, space_weights = _retrieval_samples(store, key, test, train, job, dataset, pred, labels)
+        samples = pd.concat([samples, found], ignore_index=True) if len(samples) else found
+        record["weights"].update(space_weights)
+    rows = _tidy_rows(samples, labels, key)
     trials = pd.DataFrame(
         {
             "trial_id": test.trial_ids.astype(str),
@@ -283,6 +307,40 @@ def _evaluate_and_finish(store: RunStore, key: CellKey, dataset: EEGDataset, tes
         }
     )
     store.finish(key, trials, samples, rows, record, set_inputs=report.set_inputs)
+
+
+def _retrieval_samples(store: RunStore, key: CellKey, test: EEGDataset, train: EEGDataset, job: FoldJob,
+                       dataset: EEGDataset, pred: np.ndarray, labels: dict) -> tuple[pd.DataFrame, dict]:
+    """Zero-shot retrieval per trial: the method's saved embeddings — or, for a method without ``embed``, its
+    reconstructions embedded in the grid's space — against the fold's distinct test images in the same space."""
+    from metrics.embedding_spaces import FOLD_TRAIN_CNN, image_embedder
+    from metrics.retrieval import retrieval_metrics
+
+    saved = store.load_embeddings(key, test.trial_ids)
+    space, source = (saved[1], "embedding") if saved is not None else (FOLD_TRAIN_CNN, "reconstruction")
+    embedder = image_embedder(space, train, cache_dir=_stage_cache(job, dataset))
+    embedding = saved[0] if saved is not None else embedder.embed(pred)
+    candidates = test.unique_image_ids()
+    row = {c: i for i, c in enumerate(candidates)}
+    target = np.array([row[str(i)] for i in test.image_ids], dtype=np.int64)
+    found = retrieval_metrics(embedding, embedder.embed(test.load_images(candidates)), target, job.metrics,
+                              seed=job.seed)
+    frames = []
+    for metric, (label, values) in found.items():
+        labels[f"{metric}@{space}"] = f"{label}, from {source}"
+        frames.append(pd.DataFrame({"trial_id": test.trial_ids.astype(str), "subject": test.subjects.astype(int),
+                                    "metric": metric, "backbone": space, "value": values}))
+    columns = ["trial_id", "subject", "metric", "backbone", "value"]
+    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)), \
+        {space: embedder.weights_sha256}
+
+
+def _check_embedding(embedding, n: int, name: str) -> None:
+    if not isinstance(embedding, np.ndarray) or embedding.ndim != 2 or len(embedding) != n:
+        raise TypeError(f"method {name} must return a float (N, D) embedding for its {n} trials, got "
+                        f"{getattr(embedding, 'shape', type(embedding))}")
+    if not np.issubdtype(embedding.dtype, np.floating) or not np.isfinite(embedding).all():
+        raise ValueError(f"method {name} returned a non-finite or non-float embedding")
 
 
 def _uses_backbone(metrics) -> bool:
@@ -301,11 +359,12 @@ def _check_images(images: np.ndarray, n: int, name: str) -> None:
 def evaluate_cell(pred, ref, test: EEGDataset, dataset: EEGDataset, job: FoldJob):
     """The engine's report on one cell: per-sample values, and the inputs of the set-level metrics."""
     from metrics.engine import evaluate_for_runner
+    from metrics.vocabulary import RETRIEVAL_METRICS
 
     return evaluate_for_runner(
         pred,
         ref,
-        metrics=job.metrics,
+        metrics=[m for m in job.metrics if m not in RETRIEVAL_METRICS],  # scored from embeddings, not images
         trial_ids=test.trial_ids.astype(str),
         subjects=test.subjects.astype(int),
         captions=test.label_captions(),
