@@ -5,4 +5,4 @@ loaded until ``fit``. See ``docs/baselines.md``.
 """
 
 # Imported for their @register side effect.
-from baselines import brain2image, dreamdiffusion, floors, latent_ridge, oracles, retrieval  # noqa: F401
+from baselines import brain2image, contrastive, dreamdiffusion, floors, latent_ridge, oracles, retrieval  # noqa: F401

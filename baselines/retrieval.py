@@ -144,6 +144,7 @@ class EmbeddingRidge(_Retrieval):
     """
 
     name = "embedding-ridge"
+    track = "zero-shot"
 
     def __init__(self, seed: int = 0, image_size: int | None = None, n_bins: int = 10, alpha: float | None = None,
                  space: str = "synth-cnn:fold-train"):

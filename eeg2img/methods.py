@@ -40,6 +40,10 @@ class Method:
     # True for a method that runs on CUDA when its ``device`` parameter asks for it ("auto" or "cuda[:N]"):
     # the Ray executor then asks for a GPU for its fold job when the cluster has one.
     uses_cuda: ClassVar[bool] = False
+    # The benchmark track a method is built for: "reconstruction" (EEG → image, every dataset) or "zero-shot"
+    # (EEG → image embedding, scored by retrieval; THINGS-EEG2's leaderboard). The demo of a track runs its
+    # methods; a grid config may run any method on any protocol.
+    track: ClassVar[str] = "reconstruction"
 
     def fit(self, train: EEGDataset, val: EEGDataset | None = None) -> Method:
         """Check the parameters (:meth:`check_params`), then learn from ``train``."""
@@ -151,6 +155,12 @@ def defining_module(name: str) -> str | None:
     _load_plugins()
     factory = _REGISTRY.get(name)
     return None if factory is None else getattr(factory, "__module__", None)
+
+
+def method_track(name: str) -> str:
+    """The registered method's track (``Method.track``; "reconstruction" for a factory that declares none)."""
+    _load_plugins()
+    return getattr(_REGISTRY.get(name), "track", "reconstruction")
 
 
 def shared_stage(name: str) -> str | None:

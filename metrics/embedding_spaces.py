@@ -46,9 +46,12 @@ def image_embedder(space: str, train, cache_dir: str | os.PathLike | None = None
     check_space("embedding", space)
     from metrics.backbones.indomain import InDomainCNN
 
+    import torch
+
     if len(train) == 0:
         raise UserError(f"{space}: the fold has no training trials to build the embedding space from")
-    return ImageEmbedder(space, InDomainCNN.for_dataset(train, cache_dir=cache_dir))
+    with torch.random.fork_rng(devices=[]):  # building the network draws initial weights: keep the caller's RNG
+        return ImageEmbedder(space, InDomainCNN.for_dataset(train, cache_dir=cache_dir))
 
 
 __all__ = ["EMBEDDING_SPACES", "FOLD_TRAIN_CNN", "ImageEmbedder", "check_space", "image_embedder"]

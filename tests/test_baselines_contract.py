@@ -21,6 +21,7 @@ from eeg2img.splits import make_folds
 BASELINES = {
     "floor-random", "floor-mean", "floor-class-mean", "oracle-caption", "oracle-saliency", "retrieval-triplet",
     "retrieval-ridge", "latent-ridge", "brain2image-vae", "brain2image-gan", "dreamdiffusion", "embedding-ridge",
+    "nice", "atm",
 }
 ORACLES = {"oracle-caption", "oracle-saliency"}
 # Fast settings of the learned, non-diffusion baselines (contract only; quality is test_baselines_learning.py).

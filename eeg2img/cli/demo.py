@@ -52,9 +52,11 @@ def demo_dataset(out: Path, scale: DemoScale, seed: int) -> Path:
 
 def demo_config(dataset_path: Path, scale: DemoScale, quick: bool):
     from eeg2img.grid.config import DatasetSpec, GridConfig
-    from eeg2img.methods import available_methods, method_signature, quick_params
+    from eeg2img.methods import available_methods, method_signature, method_track, quick_params
 
-    methods = {name: (quick_params(name) if quick else {}) for name in available_methods()}
+    # The reconstruction track's methods; the zero-shot track's (embedding methods) need a THINGS-EEG2 set.
+    methods = {name: (quick_params(name) if quick else {}) for name in available_methods()
+               if method_track(name) == "reconstruction"}
     if scale.unet_steps is not None:  # every method that decodes through the shared demo model
         def decodes_through_demo_model(name: str) -> bool:
             signature = method_signature(name)  # None for a factory whose signature cannot be read

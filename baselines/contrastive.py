@@ -1,0 +1,228 @@
+"""Contrastive EEG encoders for the zero-shot track: EEG → image embedding by InfoNCE (NICE, ATM; kept small).
+
+- ``nice``: after Song et al., ICLR 2024 (NICE). A temporal-spatial convolution ("TSConv": a temporal
+  convolution, average pooling, then one convolution across all channels), a 1×1 projection, flattened,
+  then a residual MLP projection head with LayerNorm to the embedding's dimension.
+- ``atm``: after Li et al., NeurIPS 2024 (ATM). Channel attention first — one Transformer encoder layer
+  whose tokens are the channels (each channel's time course, linearly embedded) — then the same
+  temporal-spatial convolution and projection head. Not reproduced: ATM's subject tokens and its
+  multi-subject pre-training.
+
+Both are trained with CLIP's symmetric InfoNCE between the L2-normalised EEG embeddings and the image
+embeddings (``space``, :mod:`metrics.embedding_spaces`) of the trials' stimuli, with a learnable
+temperature (initial ``temperature``). Trials of the same stimulus in a batch (repetitions, subjects) are
+not negatives of each other: their targets share the probability mass. **Model selection on validation
+only**: after every epoch the encoder embeds the fold's validation trials — on a zero-shot fold, concepts
+never trained on — scored by the exact 2-way identification of the validation stimuli; the best epoch's
+weights are kept (ties: the later). The peers select the epoch on the test set. Without validation trials
+the last epoch is kept. ``embed`` returns the trial's embedding; ``reconstruct`` the training stimulus
+nearest to it (cosine).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from baselines._common import check_fitted, check_test_eeg, trial_image_rows
+from baselines.retrieval import _Retrieval, _unit_rows
+from eeg2img.datasets.base import EEGDataset
+from eeg2img.devices import optimizer_options, resolve_device
+from eeg2img.methods import register
+from eeg2img.params import check_choice, check_device, check_float, check_int
+from eeg2img.seeding import torch_seeded
+
+
+class _TSConv(nn.Module):
+    """NICE's temporal-spatial convolution: (B, 1, C, T) → (B, F)."""
+
+    def __init__(self, n_channels: int, n_times: int, width: int = 40, kernel: int = 25, pool: int = 51,
+                 stride: int = 5, dropout: float = 0.5):
+        super().__init__()
+        kernel = min(kernel, n_times)
+        pool = min(pool, n_times - kernel + 1)
+        self.net = nn.Sequential(
+            nn.Conv2d(1, width, (1, kernel)), nn.AvgPool2d((1, pool), (1, stride)), nn.BatchNorm2d(width), nn.ELU(),
+            nn.Conv2d(width, width, (n_channels, 1)), nn.BatchNorm2d(width), nn.ELU(), nn.Dropout(dropout),
+            nn.Conv2d(width, width, 1),
+        )
+        with torch.no_grad():
+            self.out_dim = int(self.net(torch.zeros(2, 1, n_channels, n_times)).numel() // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.unsqueeze(1)).flatten(1)
+
+
+class _Projection(nn.Module):
+    """NICE/ATM's head: Linear → (GELU → Linear → Dropout, residual) → LayerNorm."""
+
+    def __init__(self, in_dim: int, out_dim: int, dropout: float = 0.5):
+        super().__init__()
+        self.inp = nn.Linear(in_dim, out_dim)
+        self.res = nn.Sequential(nn.GELU(), nn.Linear(out_dim, out_dim), nn.Dropout(dropout))
+        self.norm = nn.LayerNorm(out_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x)
+        return self.norm(h + self.res(h))
+
+
+class _Encoder(nn.Module):
+    def __init__(self, architecture: str, n_channels: int, n_times: int, out_dim: int, d_model: int = 64):
+        super().__init__()
+        self.attention = None
+        if architecture == "atm":
+            self.embed_time = nn.Linear(n_times, d_model)
+            self.attention = nn.TransformerEncoderLayer(d_model, nhead=4, dim_feedforward=2 * d_model, dropout=0.25,
+                                                        batch_first=True)
+            self.back = nn.Linear(d_model, n_times)
+        self.conv = _TSConv(n_channels, n_times)
+        self.head = _Projection(self.conv.out_dim, out_dim)
+
+    def forward(self, eeg: torch.Tensor) -> torch.Tensor:
+        if self.attention is not None:  # channels as tokens, then back to time courses (residual)
+            eeg = eeg + self.back(self.attention(self.embed_time(eeg)))
+        return self.head(self.conv(eeg))
+
+
+class _ContrastiveEncoder(_Retrieval):
+    architecture = "nice"
+    uses_cuda = True
+    track = "zero-shot"
+
+    def __init__(self, seed: int = 0, image_size: int | None = None, space: str = "synth-cnn:fold-train",
+                 epochs: int = 40, batch_size: int = 64, lr: float = 1e-3, weight_decay: float = 1e-3,
+                 temperature: float = 0.07, select: str = "val", device: str = "cpu"):
+        self.seed, self.image_size, self.space = seed, image_size, space
+        self.epochs, self.batch_size, self.lr, self.weight_decay = epochs, batch_size, lr, weight_decay
+        self.temperature, self.select, self.device = temperature, select, device
+
+    @property
+    def embedding_space(self) -> str:
+        return self.space
+
+    def check_params(self) -> None:
+        from metrics.embedding_spaces import check_space
+
+        super().check_params()
+        check_space(self.name, self.space)
+        check_int(self.name, "epochs", self.epochs)
+        check_int(self.name, "batch_size", self.batch_size, minimum=2)
+        check_float(self.name, "lr", self.lr)
+        check_float(self.name, "weight_decay", self.weight_decay, low=0.0, low_open=False)
+        check_float(self.name, "temperature", self.temperature, high=10.0)
+        check_choice(self.name, "select", self.select, ("val", "last"))
+        check_device(self.name, self.device)
+
+    def _standardise(self, eeg: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(((eeg - self.eeg_mean_) / self.eeg_scale_).astype(np.float32))
+
+    def fit(self, train: EEGDataset, val: EEGDataset | None = None) -> _ContrastiveEncoder:
+        from metrics.embedding_spaces import image_embedder
+
+        self._check_fit(train)
+        rows = self._set_gallery(train)
+        self.embedder_ = image_embedder(self.space, train, cache_dir=self.cache_dir)
+        self.weights_sha256 = {self.space: self.embedder_.weights_sha256}
+        gallery_emb = self.embedder_.embed(train.load_images(self.gallery_ids_)).astype(np.float64)
+        self.gallery_unit_ = _unit_rows(gallery_emb)
+        eeg = np.asarray(train.eeg, dtype=np.float64)
+        self.eeg_mean_ = eeg.mean(axis=(0, 2), keepdims=True)[0]
+        self.eeg_scale_ = np.maximum(eeg.std(axis=(0, 2), keepdims=True)[0], 1e-6)
+        self.eeg_shape_ = train.eeg.shape[1:]
+        x, image = self._standardise(train.eeg), torch.from_numpy(rows)
+        targets = torch.from_numpy(self.gallery_unit_.astype(np.float32))
+        scorer = _ValidationScorer(self, val)
+        device = resolve_device(self.device, self.name)
+        with torch_seeded(self.seed):
+            self.encoder_ = _Encoder(self.architecture, *self.eeg_shape_, targets.shape[1]).to(device)
+            log_scale = nn.Parameter(torch.tensor(float(np.log(1.0 / self.temperature)), device=device))
+            opt = torch.optim.AdamW([*self.encoder_.parameters(), log_scale], lr=self.lr,
+                                    weight_decay=self.weight_decay, **optimizer_options(device))
+            gen = torch.Generator().manual_seed(self.seed)
+            self.history_: list[float] = []
+            self.val_scores_: dict[int, float] = {}
+            best_state, self.selected_epoch_ = None, self.epochs
+            for epoch in tqdm(range(1, self.epochs + 1), desc=self.name, disable=None, leave=False):
+                self.encoder_.train()
+                order = torch.randperm(len(x), generator=gen)
+                for lo in range(0, len(order) - 1, self.batch_size):
+                    idx = order[lo:lo + self.batch_size]
+                    if len(idx) < 2:
+                        continue
+                    z = F.normalize(self.encoder_(x[idx].to(device)), dim=1)
+                    img = image[idx]
+                    logits = log_scale.exp().clamp(max=100) * z @ targets[img].to(device).T
+                    # trials of one stimulus share the target mass instead of being each other's negatives
+                    same = (img[:, None] == img[None, :]).float().to(device)
+                    soft = same / same.sum(dim=1, keepdim=True)
+                    loss = 0.5 * (torch.sum(-soft * F.log_softmax(logits, 1), 1).mean()
+                                  + torch.sum(-soft * F.log_softmax(logits.T, 1), 1).mean())
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    self.history_.append(loss.item())
+                if self.select == "val" and scorer.usable:
+                    self.val_scores_[epoch] = scorer.score()
+                    if self.val_scores_[epoch] >= max(self.val_scores_.values()):
+                        self.selected_epoch_ = epoch
+                        best_state = {k: v.detach().clone() for k, v in self.encoder_.state_dict().items()}
+            if best_state is not None:
+                self.encoder_.load_state_dict(best_state)
+        self.encoder_.cpu().eval()
+        return self
+
+    @torch.no_grad()
+    def _embed_eeg(self, eeg: np.ndarray) -> np.ndarray:
+        device = next(self.encoder_.parameters()).device
+        was_training = self.encoder_.training
+        self.encoder_.eval()
+        out = [F.normalize(self.encoder_(chunk.to(device)), dim=1).cpu()
+               for chunk in self._standardise(eeg).split(256)]
+        self.encoder_.train(was_training)
+        return torch.cat(out).numpy().astype(np.float32)
+
+    def embed(self, test: EEGDataset) -> np.ndarray:
+        check_fitted(self.name, hasattr(self, "encoder_"))
+        return self._embed_eeg(check_test_eeg(self.name, test, *self.eeg_shape_))
+
+    def reconstruct(self, test: EEGDataset) -> np.ndarray:
+        return self._answer(self.embed(test).astype(np.float64) @ self.gallery_unit_.T)
+
+
+class _ValidationScorer:
+    """Exact 2-way identification of the validation stimuli from the encoder's embeddings (no random numbers)."""
+
+    def __init__(self, method: _ContrastiveEncoder, val: EEGDataset | None):
+        self.method = method
+        self.usable = val is not None and len(val.unique_image_ids()) >= 2
+        if self.usable:
+            ids = val.unique_image_ids()
+            self.eeg = check_test_eeg(method.name, val, *method.eeg_shape_)
+            self.candidates = method.embedder_.embed(val.load_images(ids))
+            self.target = trial_image_rows(val, ids)
+
+    def score(self) -> float:
+        from metrics.retrieval import retrieval_topk
+
+        pred = self.method._embed_eeg(self.eeg)
+        return float(retrieval_topk(pred, self.candidates, self.target, n_way=2, draws=None).mean())
+
+
+@register("nice", quick={"epochs": 10})
+class NICE(_ContrastiveEncoder):
+    """NICE-style encoder (temporal-spatial convolution + projection), InfoNCE against image embeddings."""
+
+    name = "nice"
+    architecture = "nice"
+
+
+@register("atm", quick={"epochs": 10})
+class ATM(_ContrastiveEncoder):
+    """ATM-style encoder (channel attention, then temporal-spatial convolution + projection), InfoNCE."""
+
+    name = "atm"
+    architecture = "atm"

@@ -1,0 +1,117 @@
+"""The zero-shot track's embedding methods: embedding-ridge, and the InfoNCE encoders nice and atm.
+
+On a small synthetic THINGS-EEG2 set (test concepts never trained on): each identifies held-out concepts
+above chance from their EEG; the encoders choose their epoch on validation without that choice changing
+training; seeds fix everything; bad input is one line.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from eeg2img.errors import UserError
+from eeg2img.methods import build_method, method_track
+from eeg2img.splits import make_folds
+
+# torch on one thread for this module; see tests/conftest.py
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+FAST = {"embedding-ridge": {}, "nice": {"epochs": 12}, "atm": {"epochs": 12}}
+
+
+@pytest.fixture(scope="module")
+def fold(tmp_path_factory):
+    from eeg2img.datasets.synthetic_things import generate_things_eeg2
+    from eeg2img.datasets.things_eeg2 import load_things_eeg2
+
+    folder = generate_things_eeg2(tmp_path_factory.mktemp("things") / "set", progress=False, subjects=1,
+                                  train_concepts=20, test_concepts=12, images_per_concept=4, train_repetitions=2,
+                                  test_repetitions=10, image_size=32, signal_strength=3.0)
+    ds = load_things_eeg2(folder)
+    f = make_folds(ds, "zero-shot")[0]
+    return ds.subset(f.train), ds.subset(f.val), ds.subset(f.test), tmp_path_factory.mktemp("cache")
+
+
+def _fit(name, fold, **params):
+    train, val, _, cache = fold
+    method = build_method(name, **{**FAST[name], **params})
+    method.cache_dir = str(cache)
+    return method.fit(train, val)
+
+
+@pytest.fixture(scope="module")
+def fitted(fold):
+    return {name: _fit(name, fold) for name in FAST}
+
+
+@pytest.mark.parametrize("name", sorted(FAST))
+def test_held_out_concepts_are_identified_above_chance_from_the_embedding(name, fold, fitted):
+    from metrics.embedding_spaces import image_embedder
+    from metrics.retrieval import retrieval_topk
+
+    train, _, test, cache = fold
+    method = fitted[name]
+    assert method_track(name) == "zero-shot" and method.embedding_space == "synth-cnn:fold-train"
+    emb = method.embed(test.blind())
+    assert emb.shape == (len(test), 128) and emb.dtype == np.float32
+    ids = test.unique_image_ids()
+    candidates = image_embedder(method.space, train, cache_dir=cache).embed(test.load_images(ids))
+    two_way = retrieval_topk(emb, candidates, np.array([ids.index(i) for i in test.image_ids]), n_way=2, draws=None)
+    # 12 unseen concepts: exact 2-way identification, chance 0.5
+    assert two_way.mean() > 0.7
+    images = method.reconstruct(test.blind())
+    assert images.shape == (len(test), 32, 32, 3) and images.dtype == np.uint8
+    train_ids = set(train.unique_image_ids())
+    assert set(method.retrieved_ids_) <= train_ids  # it answers with training stimuli
+
+
+@pytest.mark.parametrize("name", ["nice", "atm"])
+def test_the_epoch_is_chosen_on_validation_without_changing_training(name, fold, fitted):
+    chosen = fitted[name]
+    last = _fit(name, fold, select="last")
+    assert chosen.history_ == last.history_  # scoring validation draws no random numbers
+    assert sorted(chosen.val_scores_) == list(range(1, 13))
+    best = max(chosen.val_scores_.values())
+    assert chosen.selected_epoch_ == max(e for e, v in chosen.val_scores_.items() if v == best)
+    stopped = _fit(name, fold, select="last", epochs=chosen.selected_epoch_)
+    _, _, test, _ = fold
+    np.testing.assert_allclose(chosen.embed(test.blind()), stopped.embed(test.blind()), atol=1e-6)
+
+
+def test_a_seed_fixes_the_encoder_and_leaves_the_global_rng_alone(fold, fitted):
+    _, _, test, _ = fold
+    state = torch.random.get_rng_state()
+    again = _fit("nice", fold)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    np.testing.assert_array_equal(again.embed(test.blind()), fitted["nice"].embed(test.blind()))
+    assert not np.array_equal(_fit("nice", fold, seed=1).embed(test.blind()), fitted["nice"].embed(test.blind()))
+
+
+def test_the_ridge_penalty_is_chosen_on_validation(fitted):
+    ridge = fitted["embedding-ridge"]
+    assert len(ridge.val_scores_) == 13
+    best = max(ridge.val_scores_.values())
+    assert ridge.ridge_.alpha_ == max(a for a, v in ridge.val_scores_.items() if v == best)
+
+
+@pytest.mark.parametrize(("name", "params", "needle"), [
+    ("nice", {"space": "clip-image:ViT-H-14"}, "not an embedding space here"),
+    ("atm", {"epochs": 0}, "epochs=0"),
+    ("nice", {"batch_size": 1}, "batch_size=1"),
+    ("embedding-ridge", {"alpha": -1.0}, "alpha=-1.0"),
+])
+def test_bad_parameters_are_one_line(name, params, needle):
+    with pytest.raises(UserError, match=needle):
+        build_method(name, **params)
+
+
+def test_embed_before_fit_and_other_eeg_shapes_are_one_line(fold, fitted):
+    _, _, test, _ = fold
+    with pytest.raises(UserError, match="before fit"):
+        build_method("nice").embed(test.blind())
+    import dataclasses
+
+    cropped = dataclasses.replace(test, eeg=np.ascontiguousarray(test.eeg[:, :, :50]))
+    with pytest.raises(UserError, match="was fitted on 17×100"):
+        fitted["atm"].embed(cropped.blind())
