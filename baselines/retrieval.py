@@ -27,6 +27,7 @@ from baselines.features import EEGFeatures
 from baselines.ridge import RidgeMap, check_alpha
 from baselines.shared_stages import shared_encoder
 from eeg2img.datasets.base import EEGDataset
+from eeg2img.errors import UserError
 from eeg2img.methods import register
 from eeg2img.params import check_int, settings_of, takes_settings
 from reconstruct.stages import QUICK_ENCODER, EncoderSettings
@@ -203,6 +204,52 @@ class EmbeddingRidge(_Retrieval):
         check_fitted(self.name, hasattr(self, "ridge_"))
         eeg = check_test_eeg(self.name, test, *self.eeg_shape_)
         return self.ridge_.predict(self.features_.transform(eeg)).astype(np.float32)
+
+    def reconstruct(self, test: EEGDataset) -> np.ndarray:
+        return self._answer(_unit_rows(self.embed(test)) @ self.gallery_unit_.T)
+
+
+@register("oracle-embedding")
+class EmbeddingOracle(_Retrieval):
+    """The zero-shot track's ceiling: the true stimulus's own embedding as the prediction (``is_oracle``).
+
+    Its retrieval scores are what the space allows (1.0 unless two candidate images embed alike); its
+    reconstruction is the training stimulus nearest to the true stimulus in the space.
+    """
+
+    name = "oracle-embedding"
+    track = "zero-shot"
+    is_oracle = True
+
+    def __init__(self, seed: int = 0, image_size: int | None = None, space: str = "synth-cnn:fold-train"):
+        self.seed, self.image_size, self.space = seed, image_size, space
+
+    @property
+    def embedding_space(self) -> str:
+        return self.space
+
+    def check_params(self) -> None:
+        from metrics.embedding_spaces import check_space
+
+        super().check_params()
+        check_space(self.name, self.space)
+
+    def fit(self, train: EEGDataset, val: EEGDataset | None = None) -> EmbeddingOracle:
+        from metrics.embedding_spaces import image_embedder
+
+        self._check_fit(train)
+        self._set_gallery(train)
+        self.embedder_ = image_embedder(self.space, train, cache_dir=self.cache_dir)
+        self.weights_sha256 = {self.space: self.embedder_.weights_sha256}
+        self.gallery_unit_ = _unit_rows(self.embedder_.embed(self.gallery_))
+        return self
+
+    def embed(self, test: EEGDataset) -> np.ndarray:
+        check_fitted(self.name, hasattr(self, "embedder_"))
+        if test.blinded:
+            raise UserError(f"{self.name}: an oracle needs the unblinded test view (it reads the true stimuli); "
+                            "the runner passes it for methods with is_oracle=True")
+        return self.embedder_.embed(test.load_images())
 
     def reconstruct(self, test: EEGDataset) -> np.ndarray:
         return self._answer(_unit_rows(self.embed(test)) @ self.gallery_unit_.T)

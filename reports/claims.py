@@ -6,6 +6,9 @@ show — and check it on its own output, paired over the matched test trials:
 - **ladder**: ``oracle-saliency`` > ``neuroimagen`` > the best floor, on ACC and N-way, per protocol;
 - **learned**: every learned baseline beats ``floor-random`` on N-way (per-subject);
 - **gap**: NeuroImagen is worse under LOSO than per-subject on ACC (the synthetic subjects differ);
+- **zero-shot** (the THINGS-EEG2 track, zero-shot protocol, top-1): every embedding method beats
+  ``floor-random``, and the contrastive encoders (``nice``, ``atm``) beat ``embedding-ridge``;
+- **zs-gap**: each embedding method is worse under ``zero-shot-loso`` than ``zero-shot`` on top-1;
 - **ablation** (NeuroImagen Table 3, qualitatively): on ACC the label-caption variants
   (``neuroimagen``, ``neuroimagen-label``) beat saliency only (``neuroimagen-saliency``); on SSIM the
   saliency variants (``neuroimagen``, ``neuroimagen-saliency``) beat label only (``neuroimagen-label``).
@@ -13,7 +16,7 @@ show — and check it on its own output, paired over the matched test trials:
 Each claim is a paired comparison over trials (mean difference, bootstrap CI, sign-flip p); the p-values
 of all claims of a run form one family, Holm-adjusted. ``holds`` = the difference has the claimed sign
 and ``p_holm`` < 0.05; ``holds_on_means`` = the claimed sign alone (what the small quick demo can show).
-The gap claim is paired over the same trials under the two protocols.
+The gap claims are paired over the same trials under the two protocols.
 """
 
 from __future__ import annotations
@@ -26,6 +29,10 @@ from reports.load import Runs
 from reports.tables import ALPHA, trial_values
 
 FLOORS = ("floor-random", "floor-mean", "floor-class-mean")
+EMBEDDING_METHODS = ("embedding-ridge", "nice", "atm")
+CONTRASTIVE = ("nice", "atm")
+# claim → (within-subject protocol, leave-one-subject-out protocol) of a gap claim
+GAPS = {"gap": ("per-subject", "loso"), "zs-gap": ("zero-shot", "zero-shot-loso")}
 LEARNED_BASELINES = ("brain2image-gan", "brain2image-vae", "dreamdiffusion", "latent-ridge", "retrieval-ridge",
                      "retrieval-triplet")
 CLAIM_COLUMNS = ["claim", "protocol", "metric", "better", "worse", "n_trials", "diff", "ci_low", "ci_high", "p_value",
@@ -56,6 +63,14 @@ def _planned(methods: set[str], protocols: set[str], means: pd.Series) -> list[t
                 plan.append(("ablation", "per-subject", "ssim", saliency_variant, "neuroimagen-label"))
     if {"per-subject", "loso"} <= protocols and "neuroimagen" in methods:
         plan.append(("gap", "per-subject − loso", "acc", "neuroimagen", "neuroimagen"))
+    if "zero-shot" in protocols:
+        embedding = [m for m in EMBEDDING_METHODS if m in methods]
+        if "floor-random" in methods:
+            plan += [("zero-shot", "zero-shot", "top1", m, "floor-random") for m in embedding]
+        if "embedding-ridge" in methods:
+            plan += [("zero-shot", "zero-shot", "top1", m, "embedding-ridge") for m in CONTRASTIVE if m in methods]
+        if "zero-shot-loso" in protocols:
+            plan += [("zs-gap", "zero-shot − zero-shot-loso", "top1", m, m) for m in embedding]
     return plan
 
 
@@ -71,11 +86,13 @@ def demo_claims(runs: Runs, seed: int = 0) -> pd.DataFrame:
     means = trials.groupby(["protocol", "metric", "method"])["value"].mean()
     rows = []
     for claim, protocol, metric, better, worse in _planned(set(trials["method"]), set(trials["protocol"]), means):
-        if claim == "gap":
-            if ("per-subject", metric) not in per.index.droplevel(2) or ("loso", metric) not in per.index.droplevel(2):
+        if claim in GAPS:
+            within, across = GAPS[claim]
+            present = per.index.droplevel(2)
+            if (within, metric) not in present or (across, metric) not in present:
                 continue
-            a = per.loc[("per-subject", metric)][better]
-            b = per.loc[("loso", metric)][better]
+            a = per.loc[(within, metric)][better]
+            b = per.loc[(across, metric)][better]
         else:
             if (protocol, metric) not in per.index.droplevel(2):
                 continue
@@ -86,7 +103,8 @@ def demo_claims(runs: Runs, seed: int = 0) -> pd.DataFrame:
             matched = matched[["b", "a"]].set_axis(["a", "b"], axis=1)
         r = paired_comparison(matched["a"].to_numpy(), matched["b"].to_numpy(), seed=seed)
         rows.append(dict(claim=claim, protocol=protocol, metric=metric, better=better,
-                         worse=worse if claim != "gap" else f"{better} (loso)", n_trials=r["n"], diff=r["diff"],
+                         worse=worse if claim not in GAPS else f"{better} ({GAPS[claim][1]})", n_trials=r["n"],
+                         diff=r["diff"],
                          ci_low=r["ci_low"], ci_high=r["ci_high"], p_value=r["p_value"]))
     out = pd.DataFrame(rows, columns=CLAIM_COLUMNS[:-3])
     if out.empty:

@@ -21,9 +21,9 @@ from eeg2img.splits import make_folds
 BASELINES = {
     "floor-random", "floor-mean", "floor-class-mean", "oracle-caption", "oracle-saliency", "retrieval-triplet",
     "retrieval-ridge", "latent-ridge", "brain2image-vae", "brain2image-gan", "dreamdiffusion", "embedding-ridge",
-    "nice", "atm",
+    "nice", "atm", "oracle-embedding",
 }
-ORACLES = {"oracle-caption", "oracle-saliency"}
+ORACLES = {"oracle-caption", "oracle-saliency", "oracle-embedding"}
 # Fast settings of the learned, non-diffusion baselines (contract only; quality is test_baselines_learning.py).
 FAST = {
     "floor-random": {}, "floor-mean": {}, "floor-class-mean": {}, "retrieval-ridge": {},

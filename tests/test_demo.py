@@ -18,8 +18,12 @@ from eeg2img.cli.demo import DemoScale, demo_dataset, run_demo
 from eeg2img.methods import available_methods, method_track
 from eeg2img.runstore import RESULT_COLUMNS
 
-# the demo runs the reconstruction track; the zero-shot track's embedding methods need a THINGS-EEG2 set
-RECONSTRUCTION_METHODS = [m for m in available_methods() if method_track(m) == "reconstruction"]
+
+
+def reconstruction_methods() -> list[str]:
+    """What the demo runs: the reconstruction track (the embedding methods need a THINGS-EEG2 set). Read when
+    called: the test plugins register their methods after this module is imported."""
+    return [m for m in available_methods() if method_track(m) == "reconstruction"]
 
 KEY = ["dataset", "protocol", "fold", "subject", "method", "seed", "metric"]
 IN_DOMAIN = ("acc", "nway")  # the metrics whose backbone knows the synthetic classes
@@ -40,7 +44,7 @@ def test_quick_demo_results_contract(quick_demo):
     table = pd.read_csv(quick_demo / "results.csv")
     assert list(table.columns) == RESULT_COLUMNS
     assert set(table.protocol) == {"per-subject", "loso"}
-    assert set(table.method) == set(RECONSTRUCTION_METHODS)
+    assert set(table.method) == set(reconstruction_methods())
     assert not table.duplicated(KEY).any(), "one row per (dataset, protocol, fold, subject, method, seed, metric)"
     assert np.isfinite(table.value).all()
     assert set(table.metric) == {"ssim", "pixcorr", "nway", "acc"}  # set-level metrics live in set_level.csv
@@ -52,7 +56,7 @@ def test_quick_demo_results_contract(quick_demo):
     # FID, KID and IS over the pooled test set: the quick demo's test set is below every minimum N, so
     # no number is given — never a degenerate IS = 1.000 or a FID on five trials.
     sets = pd.read_csv(quick_demo / "set_level.csv")
-    assert set(sets.metric) == {"fid", "kid", "is"} and set(sets.method) == set(RECONSTRUCTION_METHODS)
+    assert set(sets.metric) == {"fid", "kid", "is"} and set(sets.method) == set(reconstruction_methods())
     n_test = len(pd.read_parquet(next((quick_demo / "runs").rglob("trials.parquet")))) * 2
     assert (sets.n == n_test).all() and (sets.n < sets.min_n).all()
     assert (sets.status == "N < min").all() and sets.value.isna().all()
@@ -70,10 +74,10 @@ def test_quick_demo_gap_and_report(quick_demo):
     assert row.gap == pytest.approx(per_subject.value.mean() - loso.value.mean())
     assert row.ci_low <= row.gap <= row.ci_high and row.n_trials > row.n_units == 2  # paired over trials
     html = (quick_demo / "report" / "index.html").read_text()
-    for method in RECONSTRUCTION_METHODS:
+    for method in reconstruction_methods():
         assert method in html
     board = pd.read_csv(quick_demo / "report" / "leaderboard.csv")
-    assert set(board.method) == set(RECONSTRUCTION_METHODS)
+    assert set(board.method) == set(reconstruction_methods())
     md = (quick_demo / "report" / "leaderboard.md").read_text()
     assert "ACC ↑ [synth-cnn (substitute), 5-way top-1]" in md and "50-way" not in md
     assert "N < min" in md and "IS ↑" in md
@@ -126,3 +130,29 @@ def test_ordering_loso_below_per_subject_for_learned_methods(ordering_table):
     # They never read the EEG and the two protocols test the same trials: the same images, the same scores.
     for method in ("floor-mean", "floor-class-mean") + ORACLES:
         assert means.loc[method, "loso"] == pytest.approx(means.loc[method, "per-subject"], abs=1e-9)
+
+
+def test_the_things_track_runs_end_to_end_with_its_claims(tmp_path, monkeypatch):
+    # The zero-shot track's demo at a tiny scale (the real one is benchmarked: benchmarks/bench_demo.py).
+    import eeg2img.cli.demo as demo
+    from eeg2img.methods import method_track
+
+    tiny = demo.ThingsScale(subjects=2, train_concepts=12, test_concepts=6, images_per_concept=2,
+                            train_repetitions=1, test_repetitions=4, image_size=16, signal_strength=3.0)
+    monkeypatch.setattr(demo, "THINGS_QUICK", tiny)
+    assert run_demo(tmp_path, quick=True, track="things") == 0
+    table = pd.read_csv(tmp_path / "results.csv")
+    zero_shot = {m for m in available_methods() if method_track(m) == "zero-shot"}
+    assert set(table.method) == zero_shot | {"floor-random", "floor-mean"}
+    assert set(table.protocol) == {"zero-shot", "zero-shot-loso"}
+    top1 = table[table.metric == "top1"]
+    assert set(top1.label) == {"6-way, from embedding", "6-way, from reconstruction"}
+    assert top1[top1.method == "oracle-embedding"].value.min() == 1.0  # the space tells the 6 test images apart
+    assert "top1-10way" not in set(table.metric)  # 6 candidates: no 10-way value
+    claims = pd.read_csv(tmp_path / "report" / "claims.csv")
+    assert set(claims.claim) == {"zero-shot", "zs-gap"}
+    assert len(claims[claims.claim == "zero-shot"]) == 3 + 2  # 3 methods above chance, 2 encoders above ridge
+    assert (claims.n_trials == 12).all()  # 2 subjects × 6 test images, paired
+    gap = pd.read_csv(tmp_path / "cross_subject_gap.csv")
+    assert set(gap.protocols) == {"zero-shot − zero-shot-loso"}
+    assert set(table.dataset) == {"things_eeg2_synth"}  # synthetic: never beside the release's published numbers

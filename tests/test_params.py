@@ -17,7 +17,7 @@ from eeg2img.params import settings_of, takes_settings
 BAD = {
     "floor-random": {"seed": -1}, "floor-mean": {"image_size": 0}, "floor-class-mean": {"seed": 1.5},
     "retrieval-ridge": {"alpha": -1.0}, "retrieval-triplet": {"margin": -0.1}, "embedding-ridge": {"space": "clip"},
-    "nice": {"temperature": 0.0}, "atm": {"select": "test"},
+    "nice": {"temperature": 0.0}, "atm": {"select": "test"}, "oracle-embedding": {"space": "pixels"},
     "brain2image-vae": {"beta": float("nan")}, "brain2image-gan": {"ema": 1.0},
     "latent-ridge": {"strength": 1.5}, "oracle-caption": {"demo_size": 4}, "oracle-saliency": {"blur_sigma": -1.0},
     "dreamdiffusion": {"tune": "lora"}, "neuroimagen": {"caption": "gpt"}, "neuroimagen-label": {"gan_epochs": 0},

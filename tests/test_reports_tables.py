@@ -180,6 +180,12 @@ def test_published_numbers_only_for_matching_dataset_and_protocol(tmp_path):
     assert dataset_family("eeg_synth") is None and dataset_family("synth") is None
     assert published_entries("eeg_55_95_std", "loso").empty
     assert published_entries("synth", "pooled").empty
+    # the THINGS-EEG2 zero-shot leaderboard: the release only (the synthetic set's loader name says synth)
+    zero_shot = published_entries("things_eeg2", "zero-shot")
+    nice = zero_shot[zero_shot["model"] == "NICE"]
+    assert dict(zip(nice["metric"], nice["value"])) == {"top1": 0.156, "top5": 0.428}
+    assert published_entries("things_eeg2_synth", "zero-shot").empty
+    assert published_entries("things_eeg2", "per-subject").empty
     pooled = published_entries("eeg_5_95_std", "pooled")
     ni = pooled[(pooled["model"] == "NeuroImagen") & pooled["subject"].isna()]
     assert dict(zip(ni["metric"], ni["value"])) == {"acc": 0.856, "is": 33.5, "ssim": 0.249}

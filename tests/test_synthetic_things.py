@@ -61,6 +61,7 @@ def test_the_loader_reads_it_like_the_release(things_dir):
 
     ds = load_things_eeg2(things_dir)
     assert ds.ch_names == RELEASE_CHANNELS and ds.sfreq == 100.0
+    assert ds.name == "things_eeg2_synth"  # never shown beside the release's published numbers
     assert ds.eeg.shape == (2 * (64 + 10), 17, 100)
     meta = json.loads((things_dir / "synth_meta.json").read_text())
     train_names = [c["folder"].split("_", 1)[1].replace("_", " ") for c in meta["concepts"]["train"]]

@@ -115,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=Path("demo-out"))
     demo.add_argument("--quick", action="store_true", help="fewer subjects, classes and steps (≈2 minutes)")
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--track", choices=("reconstruction", "things"), default="reconstruction",
+                      help="reconstruction: EEG-CVPR40-format set, every reconstruction method (default); things: "
+                           "the THINGS-EEG2 zero-shot track (synthetic set, embedding methods, retrieval metrics)")
     return parser
 
 
@@ -210,7 +213,7 @@ def _dispatch(args) -> int:
     if args.command == "demo":
         from eeg2img.cli.demo import run_demo
 
-        return run_demo(args.out, quick=args.quick, seed=args.seed)
+        return run_demo(args.out, quick=args.quick, seed=args.seed, track=args.track)
     raise UserError(f"unknown command {args.command}")
 
 

@@ -191,7 +191,7 @@ def load_things_eeg2(
         subjects=np.concatenate(pieces["subject"]),
         trial_ids=np.array(pieces["trial"], dtype=str),
         class_names=tuple(classes),
-        name="things_eeg2",
+        name=_dataset_name(folder),
         source=folder,
         image_root=_common_root(catalogues) if has_images else None,
         blocks=None if average_repetitions else rep,
@@ -205,6 +205,16 @@ def load_things_eeg2(
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
+
+def _dataset_name(folder: Path) -> str:
+    """``things_eeg2``, or ``things_eeg2_synth`` for a set written by ``eeg2img data synth --format things-eeg2``
+    (its ``synth_meta.json`` says so): synthetic data must never be shown beside the release's published numbers."""
+    try:
+        meta = json.loads((folder / "synth_meta.json").read_text())
+    except (OSError, ValueError):
+        return "things_eeg2"
+    return "things_eeg2_synth" if isinstance(meta, dict) and meta.get("format") == "things-eeg2" else "things_eeg2"
 
 
 def _check_partitions(partitions) -> tuple[str, ...]:
