@@ -28,7 +28,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from baselines._common import check_fitted, check_test_eeg, trial_image_rows
-from baselines.retrieval import _Retrieval, _unit_rows
+from baselines.retrieval import _EmbeddingRetrieval
 from eeg2img.datasets.base import EEGDataset
 from eeg2img.devices import optimizer_options, resolve_device
 from eeg2img.methods import register
@@ -88,10 +88,9 @@ class _Encoder(nn.Module):
         return self.head(self.conv(eeg))
 
 
-class _ContrastiveEncoder(_Retrieval):
+class _ContrastiveEncoder(_EmbeddingRetrieval):
     architecture = "nice"
     uses_cuda = True
-    track = "zero-shot"
 
     def __init__(self, seed: int = 0, image_size: int | None = None, space: str = "synth-cnn:fold-train",
                  epochs: int = 40, batch_size: int = 64, lr: float = 1e-3, weight_decay: float = 1e-3,
@@ -100,15 +99,8 @@ class _ContrastiveEncoder(_Retrieval):
         self.epochs, self.batch_size, self.lr, self.weight_decay = epochs, batch_size, lr, weight_decay
         self.temperature, self.select, self.device = temperature, select, device
 
-    @property
-    def embedding_space(self) -> str:
-        return self.space
-
     def check_params(self) -> None:
-        from metrics.embedding_spaces import check_space
-
         super().check_params()
-        check_space(self.name, self.space)
         check_int(self.name, "epochs", self.epochs)
         check_int(self.name, "batch_size", self.batch_size, minimum=2)
         check_float(self.name, "lr", self.lr)
@@ -121,14 +113,7 @@ class _ContrastiveEncoder(_Retrieval):
         return torch.from_numpy(((eeg - self.eeg_mean_) / self.eeg_scale_).astype(np.float32))
 
     def fit(self, train: EEGDataset, val: EEGDataset | None = None) -> _ContrastiveEncoder:
-        from metrics.embedding_spaces import image_embedder
-
-        self._check_fit(train)
-        rows = self._set_gallery(train)
-        self.embedder_ = image_embedder(self.space, train, cache_dir=self.cache_dir)
-        self.weights_sha256 = {self.space: self.embedder_.weights_sha256}
-        gallery_emb = self.embedder_.embed(train.load_images(self.gallery_ids_)).astype(np.float64)
-        self.gallery_unit_ = _unit_rows(gallery_emb)
+        rows, _ = self._fit_space(train)
         eeg = np.asarray(train.eeg, dtype=np.float64)
         self.eeg_mean_ = eeg.mean(axis=(0, 2), keepdims=True)[0]
         self.eeg_scale_ = np.maximum(eeg.std(axis=(0, 2), keepdims=True)[0], 1e-6)
@@ -188,9 +173,6 @@ class _ContrastiveEncoder(_Retrieval):
     def embed(self, test: EEGDataset) -> np.ndarray:
         check_fitted(self.name, hasattr(self, "encoder_"))
         return self._embed_eeg(check_test_eeg(self.name, test, *self.eeg_shape_))
-
-    def reconstruct(self, test: EEGDataset) -> np.ndarray:
-        return self._answer(self.embed(test).astype(np.float64) @ self.gallery_unit_.T)
 
 
 class _ValidationScorer:

@@ -57,6 +57,39 @@ class _Retrieval(SeededMethod):
         return self.gallery_[best].copy()
 
 
+class _EmbeddingRetrieval(_Retrieval):
+    """A zero-shot-track method: predicts each trial's embedding in ``space`` (``embed``) and answers with the
+    training stimulus nearest to it. Subclasses store ``space`` and implement ``embed``."""
+
+    track = "zero-shot"
+
+    @property
+    def embedding_space(self) -> str:
+        return self.space
+
+    def check_params(self) -> None:
+        from metrics.embedding_spaces import check_space
+
+        super().check_params()
+        check_space(self.name, self.space)
+
+    def _fit_space(self, train: EEGDataset) -> tuple[np.ndarray, np.ndarray]:
+        """Build the space's embedder for this fold; return each training trial's gallery row and the
+        gallery's embeddings (float64)."""
+        from metrics.embedding_spaces import image_embedder
+
+        self._check_fit(train)
+        rows = self._set_gallery(train)
+        self.embedder_ = image_embedder(self.space, train, cache_dir=self.cache_dir)
+        self.weights_sha256 = {self.space: self.embedder_.weights_sha256}
+        gallery_emb = self.embedder_.embed(self.gallery_).astype(np.float64)
+        self.gallery_unit_ = _unit_rows(gallery_emb)
+        return rows, gallery_emb
+
+    def reconstruct(self, test: EEGDataset) -> np.ndarray:
+        return self._answer(_unit_rows(self.embed(test)) @ self.gallery_unit_.T)
+
+
 @register("retrieval-ridge")
 class RidgeRetrieval(_Retrieval):
     """Ridge from EEG features to stimulus pixel features, then the nearest training stimulus."""
@@ -134,7 +167,7 @@ class TripletRetrieval(_Retrieval):
 
 
 @register("embedding-ridge")
-class EmbeddingRidge(_Retrieval):
+class EmbeddingRidge(_EmbeddingRetrieval):
     """Ridge from EEG features to an image embedding (the zero-shot track's linear baseline).
 
     ``embed`` predicts each trial's embedding in ``space`` (:mod:`metrics.embedding_spaces`); the runner
@@ -145,7 +178,6 @@ class EmbeddingRidge(_Retrieval):
     """
 
     name = "embedding-ridge"
-    track = "zero-shot"
 
     def __init__(self, seed: int = 0, image_size: int | None = None, n_bins: int = 10, alpha: float | None = None,
                  space: str = "synth-cnn:fold-train"):
@@ -155,31 +187,17 @@ class EmbeddingRidge(_Retrieval):
         self.alpha = alpha
         self.space = space
 
-    @property
-    def embedding_space(self) -> str:
-        return self.space
-
     def check_params(self) -> None:
-        from metrics.embedding_spaces import check_space
-
         super().check_params()
         check_int(self.name, "n_bins", self.n_bins)
         check_alpha(self.name, self.alpha)
-        check_space(self.name, self.space)
 
     def fit(self, train: EEGDataset, val: EEGDataset | None = None) -> EmbeddingRidge:
-        from metrics.embedding_spaces import image_embedder
-
-        self._check_fit(train)
-        rows = self._set_gallery(train)
-        self.embedder_ = image_embedder(self.space, train, cache_dir=self.cache_dir)
-        self.weights_sha256 = {self.space: self.embedder_.weights_sha256}
-        gallery_emb = self.embedder_.embed(train.load_images(self.gallery_ids_)).astype(np.float64)
+        rows, gallery_emb = self._fit_space(train)
         self.features_ = EEGFeatures(self.n_bins)
         x = self.features_.fit_transform(train.eeg)
         alpha = self.alpha if self.alpha is not None else self._alpha_on_validation(x, gallery_emb[rows], val)
         self.ridge_ = RidgeMap(alpha).fit(x, gallery_emb[rows])
-        self.gallery_unit_ = _unit_rows(gallery_emb)
         self.eeg_shape_ = train.eeg.shape[1:]
         return self
 
@@ -205,12 +223,9 @@ class EmbeddingRidge(_Retrieval):
         eeg = check_test_eeg(self.name, test, *self.eeg_shape_)
         return self.ridge_.predict(self.features_.transform(eeg)).astype(np.float32)
 
-    def reconstruct(self, test: EEGDataset) -> np.ndarray:
-        return self._answer(_unit_rows(self.embed(test)) @ self.gallery_unit_.T)
-
 
 @register("oracle-embedding")
-class EmbeddingOracle(_Retrieval):
+class EmbeddingOracle(_EmbeddingRetrieval):
     """The zero-shot track's ceiling: the true stimulus's own embedding as the prediction (``is_oracle``).
 
     Its retrieval scores are what the space allows (1.0 unless two candidate images embed alike); its
@@ -218,30 +233,13 @@ class EmbeddingOracle(_Retrieval):
     """
 
     name = "oracle-embedding"
-    track = "zero-shot"
     is_oracle = True
 
     def __init__(self, seed: int = 0, image_size: int | None = None, space: str = "synth-cnn:fold-train"):
         self.seed, self.image_size, self.space = seed, image_size, space
 
-    @property
-    def embedding_space(self) -> str:
-        return self.space
-
-    def check_params(self) -> None:
-        from metrics.embedding_spaces import check_space
-
-        super().check_params()
-        check_space(self.name, self.space)
-
     def fit(self, train: EEGDataset, val: EEGDataset | None = None) -> EmbeddingOracle:
-        from metrics.embedding_spaces import image_embedder
-
-        self._check_fit(train)
-        self._set_gallery(train)
-        self.embedder_ = image_embedder(self.space, train, cache_dir=self.cache_dir)
-        self.weights_sha256 = {self.space: self.embedder_.weights_sha256}
-        self.gallery_unit_ = _unit_rows(self.embedder_.embed(self.gallery_))
+        self._fit_space(train)
         return self
 
     def embed(self, test: EEGDataset) -> np.ndarray:
@@ -250,6 +248,3 @@ class EmbeddingOracle(_Retrieval):
             raise UserError(f"{self.name}: an oracle needs the unblinded test view (it reads the true stimuli); "
                             "the runner passes it for methods with is_oracle=True")
         return self.embedder_.embed(test.load_images())
-
-    def reconstruct(self, test: EEGDataset) -> np.ndarray:
-        return self._answer(_unit_rows(self.embed(test)) @ self.gallery_unit_.T)

@@ -44,9 +44,9 @@ class ImageEmbedder:
 def image_embedder(space: str, train, cache_dir: str | os.PathLike | None = None) -> ImageEmbedder:
     """The embedder of ``space`` for a fold whose training trials are ``train`` (an :class:`EEGDataset`)."""
     check_space("embedding", space)
-    from metrics.backbones.indomain import InDomainCNN
-
     import torch
+
+    from metrics.backbones.indomain import InDomainCNN
 
     if len(train) == 0:
         raise UserError(f"{space}: the fold has no training trials to build the embedding space from")

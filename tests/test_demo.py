@@ -19,7 +19,6 @@ from eeg2img.methods import available_methods, method_track
 from eeg2img.runstore import RESULT_COLUMNS
 
 
-
 def reconstruction_methods() -> list[str]:
     """What the demo runs: the reconstruction track (the embedding methods need a THINGS-EEG2 set). Read when
     called: the test plugins register their methods after this module is imported."""
