@@ -21,17 +21,24 @@ def make_dataset(n_subjects=3, n_classes=4, images_per_class=5, shown=1, missing
             for k in range(images_per_class):
                 for _ in range(shown):
                     rows.append((s, c, f"c{c:02d}_{k:04d}"))
-    if missing_every:
-        rows = [r for i, r in enumerate(rows) if i % missing_every]
+    return rows_dataset(rows, [f"class {c}" for c in range(n_classes)], "toy", missing_every, rng)
+
+
+def rows_dataset(rows, class_names, name, missing_every=0, rng=None, partitions=None) -> EEGDataset:
+    """A toy dataset of (subject, label, image_id) rows with random EEG, every ``missing_every``-th trial dropped."""
+    keep = [i for i in range(len(rows)) if not missing_every or i % missing_every]
+    rows = [rows[i] for i in keep]
     n = len(rows)
+    rng = rng if rng is not None else np.random.default_rng(0)
     return EEGDataset(
         eeg=rng.standard_normal((n, 4, 8)).astype(np.float32),
         labels_=np.array([r[1] for r in rows]),
         image_ids_=np.array([r[2] for r in rows]),
         subjects=np.array([r[0] for r in rows]),
         trial_ids=np.array([f"{i:05d}" for i in range(n)]),
-        class_names=tuple(f"class {c}" for c in range(n_classes)),
-        name="toy",
+        class_names=tuple(class_names),
+        name=name,
+        partitions=None if partitions is None else np.asarray(partitions)[keep],
     )
 
 

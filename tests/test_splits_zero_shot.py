@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from test_splits import rows_dataset
 
 from eeg2img.datasets.base import EEGDataset
 from eeg2img.errors import LeakageError, UserError
@@ -18,7 +19,6 @@ def make_things(n_subjects=3, n_train=6, n_test=3, images_per_concept=2, missing
     """A THINGS-EEG2-shaped set: training concepts with several images, test concepts with one each.
 
     ``leak``: the training partition also holds another image of the first test concept (a broken release)."""
-    rng = np.random.default_rng(seed)
     rows = []
     for s in range(1, n_subjects + 1):
         for c in range(n_train):
@@ -26,19 +26,8 @@ def make_things(n_subjects=3, n_train=6, n_test=3, images_per_concept=2, missing
         rows += [(s, n_train + c, f"test{c:03d}_01", "test") for c in range(n_test)]
         if leak:
             rows.append((s, n_train, "test000_02", "train"))
-    if missing_every:
-        rows = [r for i, r in enumerate(rows) if i % missing_every]
-    n = len(rows)
-    return EEGDataset(
-        eeg=rng.standard_normal((n, 4, 8)).astype(np.float32),
-        labels_=np.array([r[1] for r in rows]),
-        image_ids_=np.array([r[2] for r in rows]),
-        subjects=np.array([r[0] for r in rows]),
-        trial_ids=np.array([f"{i:05d}" for i in range(n)]),
-        class_names=tuple(f"concept {c}" for c in range(n_train + n_test)),
-        name="toy-things",
-        partitions=np.array([r[3] for r in rows]),
-    )
+    return rows_dataset([r[:3] for r in rows], [f"concept {c}" for c in range(n_train + n_test)], "toy-things",
+                        missing_every, np.random.default_rng(seed), partitions=[r[3] for r in rows])
 
 
 things = st.builds(make_things, n_subjects=st.integers(2, 5), n_train=st.integers(2, 20), n_test=st.integers(1, 8),
