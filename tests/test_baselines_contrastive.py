@@ -17,7 +17,7 @@ from eeg2img.splits import make_folds
 
 # torch on one thread for this module; see tests/conftest.py
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-FAST = {"embedding-ridge": {}, "nice": {"epochs": 12}, "atm": {"epochs": 12}}
+FAST = {"embedding-ridge": {}, "nice": {"epochs": 6}, "atm": {"epochs": 6}}
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def test_the_epoch_is_chosen_on_validation_without_changing_training(name, fold,
     chosen = fitted[name]
     last = _fit(name, fold, select="last")
     assert chosen.history_ == last.history_  # scoring validation draws no random numbers
-    assert sorted(chosen.val_scores_) == list(range(1, 13))
+    assert sorted(chosen.val_scores_) == list(range(1, 7))
     best = max(chosen.val_scores_.values())
     assert chosen.selected_epoch_ == max(e for e, v in chosen.val_scores_.items() if v == best)
     stopped = _fit(name, fold, select="last", epochs=chosen.selected_epoch_)
