@@ -27,7 +27,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from baselines._common import check_fitted, check_test_eeg, trial_image_rows
+from baselines._common import check_fitted, check_test_eeg
 from baselines.retrieval import _EmbeddingRetrieval
 from eeg2img.datasets.base import EEGDataset
 from eeg2img.devices import optimizer_options, resolve_device
@@ -120,7 +120,8 @@ class _ContrastiveEncoder(_EmbeddingRetrieval):
         self.eeg_shape_ = train.eeg.shape[1:]
         x, image = self._standardise(train.eeg), torch.from_numpy(rows)
         targets = torch.from_numpy(self.gallery_unit_.astype(np.float32))
-        scorer = _ValidationScorer(self, val)
+        score = self._validation_scorer(val)
+        val_eeg = check_test_eeg(self.name, val, *self.eeg_shape_) if score is not None else None
         device = resolve_device(self.device, self.name)
         with torch_seeded(self.seed):
             self.encoder_ = _Encoder(self.architecture, *self.eeg_shape_, targets.shape[1]).to(device)
@@ -150,8 +151,8 @@ class _ContrastiveEncoder(_EmbeddingRetrieval):
                     loss.backward()
                     opt.step()
                     self.history_.append(loss.item())
-                if self.select == "val" and scorer.usable:
-                    self.val_scores_[epoch] = scorer.score()
+                if self.select == "val" and score is not None:
+                    self.val_scores_[epoch] = score(self._embed_eeg(val_eeg))
                     if self.val_scores_[epoch] >= max(self.val_scores_.values()):
                         self.selected_epoch_ = epoch
                         best_state = {k: v.detach().clone() for k, v in self.encoder_.state_dict().items()}
@@ -173,25 +174,6 @@ class _ContrastiveEncoder(_EmbeddingRetrieval):
     def embed(self, test: EEGDataset) -> np.ndarray:
         check_fitted(self.name, hasattr(self, "encoder_"))
         return self._embed_eeg(check_test_eeg(self.name, test, *self.eeg_shape_))
-
-
-class _ValidationScorer:
-    """Exact 2-way identification of the validation stimuli from the encoder's embeddings (no random numbers)."""
-
-    def __init__(self, method: _ContrastiveEncoder, val: EEGDataset | None):
-        self.method = method
-        self.usable = val is not None and len(val.unique_image_ids()) >= 2
-        if self.usable:
-            ids = val.unique_image_ids()
-            self.eeg = check_test_eeg(method.name, val, *method.eeg_shape_)
-            self.candidates = method.embedder_.embed(val.load_images(ids))
-            self.target = trial_image_rows(val, ids)
-
-    def score(self) -> float:
-        from metrics.retrieval import retrieval_topk
-
-        pred = self.method._embed_eeg(self.eeg)
-        return float(retrieval_topk(pred, self.candidates, self.target, n_way=2, draws=None).mean())
 
 
 @register("nice", quick={"epochs": 10})

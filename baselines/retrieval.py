@@ -89,6 +89,18 @@ class _EmbeddingRetrieval(_Retrieval):
     def reconstruct(self, test: EEGDataset) -> np.ndarray:
         return self._answer(_unit_rows(self.embed(test)) @ self.gallery_unit_.T)
 
+    def _validation_scorer(self, val: EEGDataset | None):
+        """``score(pred_emb) -> float``: the exact 2-way identification of the validation stimuli in the
+        space (no random numbers), or None without two distinct validation images to tell apart."""
+        from metrics.retrieval import retrieval_topk
+
+        if val is None or len(val.unique_image_ids()) < 2:
+            return None
+        ids = val.unique_image_ids()
+        candidates = self.embedder_.embed(val.load_images(ids))
+        target = trial_image_rows(val, ids)
+        return lambda pred: float(retrieval_topk(pred, candidates, target, n_way=2, draws=None).mean())
+
 
 @register("retrieval-ridge")
 class RidgeRetrieval(_Retrieval):
@@ -203,18 +215,14 @@ class EmbeddingRidge(_EmbeddingRetrieval):
 
     def _alpha_on_validation(self, x: np.ndarray, y: np.ndarray, val: EEGDataset | None) -> float | None:
         from baselines.ridge import DEFAULT_ALPHAS
-        from metrics.retrieval import retrieval_topk
 
         self.val_scores_: dict[float, float] = {}
-        if val is None or len(val.unique_image_ids()) < 2:
+        score = self._validation_scorer(val)
+        if score is None:
             return None  # leave-one-out on training (RidgeMap's default)
-        ids = val.unique_image_ids()
-        candidates = self.embedder_.embed(val.load_images(ids))
-        target = trial_image_rows(val, ids)
-        xv = self.features_.transform(check_test_eeg(self.name, val, *val.eeg.shape[1:]))
+        xv = self.features_.transform(check_test_eeg(self.name, val, *val.eeg.shape[1:]))  # NaN: one line
         for alpha in DEFAULT_ALPHAS:
-            pred = RidgeMap(alpha).fit(x, y).predict(xv)
-            self.val_scores_[alpha] = float(retrieval_topk(pred, candidates, target, n_way=2, draws=None).mean())
+            self.val_scores_[alpha] = score(RidgeMap(alpha).fit(x, y).predict(xv))
         best = max(self.val_scores_.values())
         return max(a for a, v in self.val_scores_.items() if v == best)
 

@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from eeg2img.atomic import replace_directory, staging_directory
+from eeg2img.atomic import atomic_directory
 from eeg2img.datasets import synth_forward as fwd
 from eeg2img.datasets import synth_stimuli as stim
 from eeg2img.datasets.things_eeg2 import IMAGE_FOLDERS, PARTITION_FILES
@@ -79,15 +79,8 @@ def generate_things_eeg2(out_dir: str | os.PathLike, progress: bool = True, **pa
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"{out_dir}: exists and is not a directory; pass a directory for the synthetic set")
-    staging = staging_directory(out_dir)
-    try:
+    with atomic_directory(out_dir) as staging:
         _write(staging, p, progress)
-        replace_directory(staging, out_dir)
-    finally:
-        if staging.exists():
-            import shutil
-
-            shutil.rmtree(staging, ignore_errors=True)
     return out_dir
 
 
@@ -216,8 +209,7 @@ def _write_eeg(root: Path, p: dict, latents: dict, repetitions: dict, progress: 
     keep = [names.index(c) for c in RELEASE_CHANNELS]
     shared = fwd.shared_model(p["seed"])
     snr = fwd.snr_factors(p["subjects"], p["seed"])
-    n_source = fwd.SFREQ * (EPOCH_SAMPLES / RELEASE_SFREQ)
-    n_source = int(n_source)
+    n_source = EPOCH_SAMPLES * _DECIMATION  # the epoch at the forward model's 1 kHz
     # image-major, repetition-minor: the order of the release's images × repetitions axes
     trial_latents = {part: np.repeat(latents[part], repetitions[part], axis=0) for part in ("train", "test")}
     n_train = len(trial_latents["train"])
