@@ -8,7 +8,8 @@ Every metric backbone names its weights by a registry key (``inception-clean-fid
 3. the caches the reference libraries use: ``torch.hub.get_dir()/checkpoints`` (torch-fidelity,
    torchmetrics, torchvision; ``$TORCH_HOME/hub/checkpoints``) and clean-fid's download folder;
 4. a download into the torch hub cache when online (``urllib`` with a timeout, written to a temp file,
-   sha256 checked, then renamed) — switched off by ``EEG2IMG_OFFLINE=1``;
+   sha256 checked, then renamed) — switched off by ``EEG2IMG_OFFLINE=1``, and never for a file whose
+   hash nothing publishes (SwAV's);
 
 and otherwise raises :class:`~eeg2img.errors.WeightsNotFoundError` naming the file, where to put it and
 its URL. Nothing is ever downloaded at import time.
@@ -48,6 +49,11 @@ class WeightsFile:
     description: str
     cli_flag: str  # the evaluate option that takes this file
 
+    @property
+    def pinned(self) -> bool:
+        """Whether a file can be checked at all: a full digest or a file-name prefix is known."""
+        return bool(self.sha256 or self.hash_prefix)
+
     def matches(self, digest: str) -> bool:
         if self.sha256:
             return digest == self.sha256
@@ -55,12 +61,17 @@ class WeightsFile:
 
     @property
     def check(self) -> str:
+        if not self.pinned:
+            return "no published sha256"
         return f"sha256 {self.sha256}" if self.sha256 else f"sha256 prefix {self.hash_prefix} (from the file name)"
 
 
 # Full digests were cross-checked in several independent public projects that pin these files
-# (k-diffusion pins the clean-fid one; LPIPS users pin AlexNet). The ViT-H/14 SWAG digest could not be
-# established, so only its file-name prefix is checked, exactly as torch hub does.
+# (k-diffusion pins the clean-fid one; LPIPS users pin AlexNet). The ViT-H/14 SWAG and EfficientNet-B1
+# digests could not be established, so only their file-name prefix is checked, exactly as torch hub
+# does. SwAV's file carries no hash in its name and no project we could read pins its digest: it is
+# never downloaded automatically, and a local copy is recorded by its sha256 with ``official: null``
+# (unverified) rather than claimed official.
 REGISTRY: dict[str, WeightsFile] = {
     w.key: w
     for w in (
@@ -123,6 +134,27 @@ REGISTRY: dict[str, WeightsFile] = {
             None,
             "torchvision ViT-H/14 SWAG E2E (the classifier MinD-Vis uses for N-way accuracy)",
             "--classifier-weights",
+        ),
+        WeightsFile(
+            "effnet-b1",
+            "efficientnet_b1-c27df63c.pth",
+            "https://download.pytorch.org/models/efficientnet_b1-c27df63c.pth",
+            None,
+            "c27df63c",
+            None,
+            "torchvision EfficientNet-B1 IMAGENET1K_V2, torchvision's DEFAULT (MindEye's EffNet-B correlation distance)",
+            "--effnet-weights",
+        ),
+        WeightsFile(
+            "swav",
+            "swav_800ep_pretrain.pth.tar",
+            "https://dl.fbaipublicfiles.com/deepcluster/swav_800ep_pretrain.pth.tar",
+            None,
+            None,
+            None,
+            "facebookresearch/swav ResNet-50, 800 epochs (torch hub facebookresearch/swav:main resnet50; MindEye's "
+            "SwAV correlation distance)",
+            "--swav-weights",
         ),
     )
 }
@@ -202,7 +234,7 @@ def resolve_weights(name: str | WeightsFile, explicit: str | os.PathLike | None 
     local = find_local_weights(spec)
     if local is not None:
         return local
-    if not is_offline():
+    if not is_offline() and spec.pinned:  # a file nothing can verify is never fetched unattended
         try:
             return download_weights(spec)
         except OSError:
@@ -254,6 +286,8 @@ def weights_record(name: str | WeightsFile, path: str | os.PathLike) -> dict:
     """The provenance entry of one weights file: name, path, sha256 and whether it is the official file."""
     spec = get_spec(name)
     digest = sha256_of(path)
+    if not spec.pinned:
+        return {"file": spec.filename, "path": str(path), "sha256": digest, "official": None}
     official = spec.matches(digest)
     if not official and (str(path), digest) not in _WARNED:
         _WARNED.add((str(path), digest))

@@ -18,6 +18,7 @@ kid       ``distribution_key`` features           ``kid@<backbone>`` (set level,
 is        ``score_logits_key`` logits of pred     ``is@<backbone>`` (set level, per subject too)
 clip      image + text encoder, captions          ``clip@<model>``
 nway      each ``identification`` feature set     ``nway@<label>`` (``nway@alexnet2``...)
+corrdist  each ``correlation_distance`` set       ``corrdist@<label>`` (``corrdist@effnet-b1``, ``@swav``)
 acc       ``class_logits_key`` logits             ``acc@<backbone>``
 ========  ======================================  ==================================================
 
@@ -42,7 +43,7 @@ from metrics.features_cache import FeatureCache, image_set_hash
 from metrics.set_level import SET_LEVEL_COLUMNS, SetLevelOptions, set_level_rows
 from metrics.vocabulary import ALL_METRICS, IMAGE_METRICS, PIXEL_METRICS, RETRIEVAL_METRICS, SET_METRICS, STATUS_OK
 
-REFERENCE_METRICS = ("fid", "kid", "nway", "acc")  # compare with the stimuli's features
+REFERENCE_METRICS = ("fid", "kid", "nway", "corrdist", "acc")  # compare with the stimuli's features
 PIXELS = "pixels"
 
 _NEEDS = {
@@ -57,6 +58,7 @@ _HINTS = {
     "is": "pass --inception-weights PATH, or --backbone synth-cnn --dataset PATH",
     "nway": "pass --alexnet-weights PATH or --inception-weights PATH, or --backbone synth-cnn --dataset PATH",
     "acc": "pass --classifier-weights PATH, or --backbone synth-cnn --dataset PATH",
+    "corrdist": "pass --effnet-weights PATH and --swav-weights PATH, or --backbone synth-cnn --dataset PATH",
     "clip": "pass --clip-model NAME --clip-weights PATH",
 }
 
@@ -118,7 +120,8 @@ class MetricsEngine:
 
     ``backbones``: :class:`~metrics.backbones.base.Backbone` instances and/or registry names; ``None``
     builds the default for each requested metric from the official weights (Inception for
-    FID/KID/IS/identification, AlexNet for identification, ResNet-50 for accuracy), raising
+    FID/KID/IS/identification, AlexNet for identification, EfficientNet-B1 and SwAV for correlation
+    distance, ResNet-50 for accuracy), raising
     :class:`~eeg2img.errors.WeightsNotFoundError` if a file cannot be found.
     """
 
@@ -173,6 +176,8 @@ class MetricsEngine:
                 names.append("inception-tf")
             if "nway" in wanted:
                 names.append("alexnet")
+            if "corrdist" in wanted:
+                names += ["effnet-b1", "swav"]
             if "acc" in wanted:
                 names.append("classifier")
             if "clip" in wanted:
@@ -205,6 +210,8 @@ class MetricsEngine:
             return [b for b in backbones if getattr(b, _NEEDS[metric])]
         if metric == "nway":
             return [b for b in backbones if b.identification]
+        if metric == "corrdist":
+            return [b for b in backbones if b.correlation_distance]
         if metric == "clip":
             return [b for b in backbones if b.has_text]
         return []
@@ -366,6 +373,17 @@ class MetricsEngine:
                        else f"{self.identification_n_way}-way, 50 draws")
                 protocol = f"identification {way} (MindEye), Pearson r of {key}; {b.preprocessing}"
                 st.per_sample_metric("nway", label, values, protocol, way, self.n_boot, self.seed)
+
+    def _metric_corrdist(self, st: _Collector, pred, ref, outputs, captions) -> None:
+        from metrics.correlation_distance import correlation_distance
+
+        for b in self._serving("corrdist", self.backbones):
+            o = outputs[id(b)]
+            for label, key in b.correlation_distance.items():
+                values = correlation_distance(o["pred"][key], o["ref"][key])
+                protocol = (f"correlation distance (MindEye), 1 − Pearson r of {key} with the own stimulus', mean; "
+                            f"{b.preprocessing}")
+                st.per_sample_metric("corrdist", label, values, protocol, f"1 − r, {key}", self.n_boot, self.seed)
 
     def _metric_acc(self, st: _Collector, pred, ref, outputs, captions) -> None:
         from metrics.accuracy import nway_topk_accuracy

@@ -59,6 +59,7 @@ VOCABULARY: dict[str, MetricSpec] = {
     "clip": MetricSpec("clip", "CLIP score", True),
     "nway": MetricSpec("nway", "N-way ident.", True, min_n=2),
     "acc": MetricSpec("acc", "ACC", True),
+    "corrdist": MetricSpec("corrdist", "Corr. dist.", False),
     "is": MetricSpec("is", "IS", True, SET, min_n=IS_IMAGES_PER_SPLIT * IS_MIN_SPLITS),
     "fid": MetricSpec("fid", "FID", False, SET, min_n=50, warn_n=2048),
     "kid": MetricSpec("kid", "KID", False, SET, min_n=20),

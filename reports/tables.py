@@ -36,7 +36,7 @@ from reports.published import REPORTED_KIND, matches_column, published_entries
 
 PROTOCOL_ORDER = ["per-subject", "loso", "pooled", "zero-shot", "zero-shot-loso"]
 KIND_ORDER = ["method", "submission", "floor", "oracle", REPORTED_KIND]
-METRIC_ORDER = ["ssim", "pixcorr", "clip", "nway", "acc", "is", "fid", "kid"]
+METRIC_ORDER = ["ssim", "pixcorr", "clip", "nway", "corrdist", "acc", "is", "fid", "kid"]
 ALPHA = 0.05
 CI_UNITS = "subjects×folds"
 CI_TRIALS = "trials (within subject×fold)"

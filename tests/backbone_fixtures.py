@@ -7,7 +7,8 @@ and computes exactly what the reference libraries compute from the same file.
   and as a clean-fid-style TorchScript archive (``layers`` + ``output`` + the ``forward(img,
   return_features, use_fp16, no_output_bias)`` signature);
 - :func:`write_open_clip` — a tiny open_clip model config and a random checkpoint;
-- :func:`write_alexnet_features` / :func:`write_classifier` — torchvision state dicts.
+- :func:`write_alexnet_features` / :func:`write_classifier` / :func:`write_effnet_b1` — torchvision state dicts;
+- :func:`write_swav` — a SwAV checkpoint (``module.``-prefixed ResNet-50 trunk, projection head, prototypes).
 
 Conv weights are He-initialised and BatchNorm statistics randomised so activations keep their scale
 through the 20+ layers (PyTorch's default init shrinks them towards zero).
@@ -172,4 +173,48 @@ def write_classifier(folder: str | Path, arch: str = "squeezenet1_1", seed: int 
     net = _randomise(_uninitialised(lambda: torchvision.models.get_model(arch, weights=None)), seed)
     path = folder / f"{arch}-00000000.pth"
     torch.save(net.state_dict(), path)
+    return path
+
+
+def write_effnet_b1(folder: str | Path, seed: int = 0) -> Path:
+    """A random torchvision EfficientNet-B1 state dict (features and classifier) under the official file name."""
+    import torchvision
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    net = _calibrate_batchnorm(_randomise(_uninitialised(torchvision.models.efficientnet_b1), seed), 255, seed)
+    path = folder / "efficientnet_b1-c27df63c.pth"
+    torch.save(net.state_dict(), path)
+    return path
+
+
+def write_swav(folder: str | Path, seed: int = 0, drop: str | None = None) -> Path:
+    """A random SwAV ResNet-50 checkpoint laid out like ``swav_800ep_pretrain.pth.tar``.
+
+    That file is a plain state dict saved from a DistributedDataParallel model: every key starts with
+    ``module.``; the trunk uses torchvision's ResNet-50 names, there is no ``fc``, and the SwAV
+    projection head (2048 → 2048 → BN → ReLU → 128) and the 3000 prototypes come with it.
+    ``drop`` leaves one trunk tensor out (a damaged file that torch hub's ``strict=False`` would accept).
+    """
+    import torchvision
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    trunk = _calibrate_batchnorm(_randomise(_uninitialised(torchvision.models.resnet50), seed), 224, seed)
+    gen = torch.Generator().manual_seed(seed + 2)
+    state = {f"module.{k}": v for k, v in trunk.state_dict().items() if not k.startswith("fc.") and k != drop}
+    state.update({
+        "module.projection_head.0.weight": torch.randn(2048, 2048, generator=gen) / 2048 ** 0.5,
+        "module.projection_head.0.bias": torch.zeros(2048),
+        "module.projection_head.1.weight": torch.ones(2048),
+        "module.projection_head.1.bias": torch.zeros(2048),
+        "module.projection_head.1.running_mean": torch.zeros(2048),
+        "module.projection_head.1.running_var": torch.ones(2048),
+        "module.projection_head.1.num_batches_tracked": torch.tensor(0),
+        "module.projection_head.3.weight": torch.randn(128, 2048, generator=gen) / 2048 ** 0.5,
+        "module.projection_head.3.bias": torch.zeros(128),
+        "module.prototypes.weight": torch.randn(3000, 128, generator=gen),
+    })
+    path = folder / "swav_800ep_pretrain.pth.tar"
+    torch.save(state, path)
     return path

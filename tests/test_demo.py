@@ -148,6 +148,9 @@ def test_the_things_track_runs_end_to_end_with_its_claims(tmp_path, monkeypatch)
     assert set(top1.label) == {"6-way, from embedding", "6-way, from reconstruction"}
     assert top1[top1.method == "oracle-embedding"].value.min() == 1.0  # the space tells the 6 test images apart
     assert "top1-10way" not in set(table.metric)  # 6 candidates: no 10-way value
+    distance = table[table.metric == "corrdist"]  # MindEye's correlation distance, on the substitute backbone
+    assert set(distance.backbone) == {"synth-cnn"} and distance.value.between(0, 2).all()
+    assert distance[distance.method == "oracle-embedding"].value.max() < distance[distance.method == "floor-mean"].value.min()
     claims = pd.read_csv(tmp_path / "report" / "claims.csv")
     assert set(claims.claim) == {"zero-shot", "zs-gap"}
     assert len(claims[claims.claim == "zero-shot"]) == 3 + 2  # 3 methods above chance, 2 encoders above ridge

@@ -147,8 +147,9 @@ def test_weights_record_flags_unofficial_files(isolated):
 
 
 def test_registry_digests_agree_with_file_name_prefixes():
+    unpinned = {spec.key for spec in W.REGISTRY.values() if not spec.pinned}
+    assert unpinned == {"swav"}  # the one file nothing publishes a digest of (never downloaded: see below)
     for spec in W.REGISTRY.values():
-        assert spec.sha256 or spec.hash_prefix, spec.key
         if spec.hash_prefix:
             assert f"-{spec.hash_prefix}." in spec.filename
         if spec.sha256 and spec.hash_prefix:

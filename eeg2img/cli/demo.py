@@ -54,7 +54,8 @@ class ThingsScale:
     image_size: int = 32
     signal_strength: float = 1.0
     protocols: tuple[str, ...] = ("zero-shot", "zero-shot-loso")
-    metrics: tuple[str, ...] = ("ssim", "pixcorr", "nway", "top1", "top5", "top1-2way", "top1-4way", "top1-10way")
+    metrics: tuple[str, ...] = ("ssim", "pixcorr", "nway", "corrdist", "top1", "top5", "top1-2way", "top1-4way",
+                                "top1-10way")
 
 
 # The release's shape at demo size: 4 training and 80 test repetitions, 10 images per training concept.

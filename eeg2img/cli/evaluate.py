@@ -4,10 +4,10 @@
         --inception-weights inception-2015-12-05.pt --resize clean --json scores.json
 
 Model-based metrics use the official backbones by default (Inception-v3 TF weights for FID/KID/IS
-and identification, AlexNet for identification, a torchvision ImageNet classifier for accuracy, an
-open_clip model for CLIP score); ``--backbone synth-cnn --dataset PATH`` uses the in-domain CNN
-trained on the dataset's stimuli instead, and ``--proxy-backbone`` adds a random-init network for
-plumbing checks. Every problem with the input is one line naming the file and the fix.
+and identification, AlexNet for identification, EfficientNet-B1 and SwAV for correlation distance,
+a torchvision ImageNet classifier for accuracy, an open_clip model for CLIP score); ``--backbone
+synth-cnn --dataset PATH`` uses the in-domain CNN trained on the dataset's stimuli instead, and
+``--proxy-backbone`` adds a random-init network for plumbing checks. Every problem with the input is one line naming the file and the fix.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--subjects", type=Path, help="JSON {stem: subject}: adds per-subject set-level metrics")
     p.add_argument("--json", type=Path, help="write the results (values, 95%% CIs, provenance) to this file")
     p.add_argument("--backbone", default=None,
-                   help="comma-separated backbones for the model-based metrics: inception-tf, alexnet, classifier, "
-                        "synth-cnn, or none (default: the official ones each metric needs)")
+                   help="comma-separated backbones for the model-based metrics: inception-tf, alexnet, effnet-b1, "
+                        "swav, classifier, synth-cnn, or none (default: the official ones each metric needs)")
     p.add_argument("--dataset", type=Path, help="dataset whose stimuli train the synth-cnn backbone")
     p.add_argument("--inception-weights", type=Path,
                    help="inception-2015-12-05.pt (clean-fid) or weights-inception-2015-12-05-6726825d.pth")
@@ -47,6 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--clip-weights", type=Path, help="open_clip checkpoint for --clip-model")
     p.add_argument("--clip-variant", choices=("hessel", "torchmetrics"), default="hessel")
     p.add_argument("--alexnet-weights", type=Path, help="alexnet-owt-7be5be79.pth (identification)")
+    p.add_argument("--effnet-weights", type=Path, help="efficientnet_b1-c27df63c.pth (correlation distance)")
+    p.add_argument("--swav-weights", type=Path, help="swav_800ep_pretrain.pth.tar (correlation distance)")
     p.add_argument("--classifier-weights", type=Path, help="torchvision ImageNet state dict (N-way accuracy)")
     p.add_argument("--classifier-arch", help="torchvision architecture of --classifier-weights (default: from name)")
     p.add_argument("--proxy-backbone", action="store_true",
@@ -99,6 +101,7 @@ def build_backbones(args: argparse.Namespace, metrics: list[str]) -> list:
     from metrics.backbones.alexnet import AlexNetFeatures
     from metrics.backbones.classifier import ImageNetClassifier
     from metrics.backbones.inception import build_inception
+    from metrics.backbones.pooled import EffNetB1Features, SwAVFeatures
 
     model_metrics = [m for m in metrics if m not in ("ssim", "pixcorr", "clip")]
     if args.backbone is not None:  # explicit, possibly empty ("" or "none": only --proxy-backbone / CLIP)
@@ -109,6 +112,8 @@ def build_backbones(args: argparse.Namespace, metrics: list[str]) -> list:
             names.append("inception-tf")
         if "nway" in model_metrics:
             names.append("alexnet")
+        if "corrdist" in model_metrics:
+            names += ["effnet-b1", "swav"]
         if "acc" in model_metrics:
             names.append("classifier")
     out = []
@@ -117,6 +122,10 @@ def build_backbones(args: argparse.Namespace, metrics: list[str]) -> list:
             out.append(build_inception(args.inception_weights, resize=args.resize, device=args.device))
         elif name == "alexnet":
             out.append(AlexNetFeatures(resolve_weights("alexnet", args.alexnet_weights), device=args.device))
+        elif name == "effnet-b1":
+            out.append(EffNetB1Features(resolve_weights("effnet-b1", args.effnet_weights), device=args.device))
+        elif name == "swav":
+            out.append(SwAVFeatures(resolve_weights("swav", args.swav_weights), device=args.device))
         elif name == "classifier":
             weights = args.classifier_weights or resolve_weights("resnet50")
             out.append(ImageNetClassifier(weights, arch=args.classifier_arch, device=args.device))
@@ -131,7 +140,8 @@ def build_backbones(args: argparse.Namespace, metrics: list[str]) -> list:
         elif name == "proxy":
             raise UserError("--backbone proxy: use --proxy-backbone (random weights are opt-in only)")
         else:
-            raise UserError(f"--backbone {name}: unknown; choose from inception-tf, alexnet, classifier, synth-cnn")
+            raise UserError(f"--backbone {name}: unknown; choose from inception-tf, alexnet, effnet-b1, swav, "
+                            "classifier, synth-cnn")
     if "clip" in metrics:
         if not args.clip_model:
             raise UserError("metric clip: needs --clip-model NAME and --clip-weights PATH (an open_clip checkpoint)")

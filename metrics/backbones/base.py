@@ -7,6 +7,7 @@ pass, and says which output serves which metric:
 - ``score_logits_key`` — classifier logits for the Inception Score;
 - ``class_logits_key`` — classifier logits for N-way top-k accuracy;
 - ``identification`` — ``{label: key}`` feature sets for N-way identification (``nway@<label>``);
+- ``correlation_distance`` — ``{label: key}`` feature sets for MindEye's correlation distance (``corrdist@<label>``);
 - ``encode_text`` — text embeddings for CLIP score (only backbones with ``has_text``).
 
 Its :meth:`fingerprint` (name, weights sha256, preprocessing) keys the on-disk feature cache, so a
@@ -51,6 +52,7 @@ class Backbone:
     score_logits_key: str | None = None
     class_logits_key: str | None = None
     identification: Mapping[str, str] = {}
+    correlation_distance: Mapping[str, str] = {}
     has_text: bool = False
     # Bump when the computation changes so cached features are recomputed.
     version: int = 1

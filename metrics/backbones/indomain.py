@@ -183,13 +183,14 @@ def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
 
 
 class InDomainCNN(Backbone):
-    """A trained :class:`SmallCNN`: features (FID/KID/identification) and class logits (IS, accuracy)."""
+    """A trained :class:`SmallCNN`: features (FID/KID/identification/correlation distance), logits (IS, accuracy)."""
 
     name = "synth-cnn"
     distribution_key = "features"
     score_logits_key = "logits"
     class_logits_key = "logits"
     identification = {"synth-cnn": "features"}
+    correlation_distance = {"synth-cnn": "features"}
 
     def __init__(self, net: SmallCNN, class_names: Sequence[str], config: SynthCNNConfig, weights_path: str | None,
                  report: dict | None = None, device=None, batch_size: int = 128, name: str | None = None):
@@ -199,6 +200,7 @@ class InDomainCNN(Backbone):
         if name:
             self.name = name
             self.identification = {name: "features"}
+            self.correlation_distance = {name: "features"}
         self.net = net.to(self.device).eval().requires_grad_(False)
         self.class_names = tuple(class_names)
         self.config = config
@@ -274,6 +276,7 @@ class RandomProxy(InDomainCNN):
 
     name = "proxy"
     identification = {"proxy": "features"}
+    correlation_distance = {"proxy": "features"}
 
     def __init__(self, n_classes: int = 10, seed: int = 0, device=None, batch_size: int = 128):
         config = SynthCNNConfig(seed=seed, epochs=0)

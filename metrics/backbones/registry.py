@@ -7,8 +7,11 @@ name               outputs / metrics                           weights
                                                                ``weights-inception-2015-12-05-6726825d.pth``
 ``clip``           image/text embeddings (CLIP score, nway)    open_clip checkpoint + model name
 ``alexnet``        features.4 / features.11 (nway)             ``alexnet-owt-7be5be79.pth``
+``effnet-b1``      avgpool (corrdist)                          ``efficientnet_b1-c27df63c.pth``
+``swav``           avgpool (corrdist)                          ``swav_800ep_pretrain.pth.tar``
 ``classifier``     ImageNet logits (N-way accuracy)            any torchvision ImageNet state dict
-``synth-cnn``      features (FID, KID, nway), logits (IS, acc)  trained on the dataset's stimuli (cached)
+``synth-cnn``      features (FID, KID, nway, corrdist),        trained on the dataset's stimuli (cached)
+                   logits (IS, acc)
 ``proxy``          as synth-cnn, random weights                none (explicit opt-in only)
 =================  ==========================================  =========================================
 """
@@ -40,6 +43,20 @@ def _alexnet(**kw) -> Backbone:
     return AlexNetFeatures(resolve_weights("alexnet", kw.pop("weights", None)), **kw)
 
 
+def _effnet_b1(**kw) -> Backbone:
+    from eeg2img.weights import resolve_weights
+    from metrics.backbones.pooled import EffNetB1Features
+
+    return EffNetB1Features(resolve_weights("effnet-b1", kw.pop("weights", None)), **kw)
+
+
+def _swav(**kw) -> Backbone:
+    from eeg2img.weights import resolve_weights
+    from metrics.backbones.pooled import SwAVFeatures
+
+    return SwAVFeatures(resolve_weights("swav", kw.pop("weights", None)), **kw)
+
+
 def _classifier(**kw) -> Backbone:
     from eeg2img.weights import resolve_weights
     from metrics.backbones.classifier import ImageNetClassifier
@@ -69,6 +86,8 @@ BUILDERS: dict[str, Callable[..., Backbone]] = {
     "inception-tf": _inception,
     "clip": _clip,
     "alexnet": _alexnet,
+    "effnet-b1": _effnet_b1,
+    "swav": _swav,
     "classifier": _classifier,
     "synth-cnn": _synth_cnn,
     "proxy": _proxy,
