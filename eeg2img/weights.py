@@ -68,7 +68,8 @@ class WeightsFile:
 
 # Full digests were cross-checked in several independent public projects that pin these files
 # (k-diffusion pins the clean-fid one; LPIPS users pin AlexNet). The ViT-H/14 SWAG and EfficientNet-B1
-# digests could not be established, so only their file-name prefix is checked, exactly as torch hub
+# digests (and torchvision's Inception-v3's) could not be established, so only their file-name prefix is
+# checked, exactly as torch hub
 # does. SwAV's file carries no hash in its name and no project we could read pins its digest: it is
 # never downloaded automatically, and a local copy is recorded by its sha256 with ``official: null``
 # (unverified) rather than claimed official.
@@ -134,6 +135,16 @@ REGISTRY: dict[str, WeightsFile] = {
             None,
             "torchvision ViT-H/14 SWAG E2E (the classifier MinD-Vis uses for N-way accuracy)",
             "--classifier-weights",
+        ),
+        WeightsFile(
+            "inception-torchvision",
+            "inception_v3_google-0cc3c7bd.pth",
+            "https://download.pytorch.org/models/inception_v3_google-0cc3c7bd.pth",
+            None,
+            "0cc3c7bd",
+            None,
+            "torchvision Inception-v3 IMAGENET1K_V1 (MindEye's Inception two-way identification; not FID's TF port)",
+            "--inception-tv-weights",
         ),
         WeightsFile(
             "effnet-b1",

@@ -7,7 +7,8 @@ and computes exactly what the reference libraries compute from the same file.
   and as a clean-fid-style TorchScript archive (``layers`` + ``output`` + the ``forward(img,
   return_features, use_fp16, no_output_bias)`` signature);
 - :func:`write_open_clip` — a tiny open_clip model config and a random checkpoint;
-- :func:`write_alexnet_features` / :func:`write_classifier` / :func:`write_effnet_b1` — torchvision state dicts;
+- :func:`write_alexnet_features`, :func:`write_classifier`, :func:`write_inception_torchvision`,
+  :func:`write_effnet_b1` — torchvision state dicts;
 - :func:`write_swav` — a SwAV checkpoint (``module.``-prefixed ResNet-50 trunk, projection head, prototypes).
 
 Conv weights are He-initialised and BatchNorm statistics randomised so activations keep their scale
@@ -172,6 +173,22 @@ def write_classifier(folder: str | Path, arch: str = "squeezenet1_1", seed: int 
     folder.mkdir(parents=True, exist_ok=True)
     net = _randomise(_uninitialised(lambda: torchvision.models.get_model(arch, weights=None)), seed)
     path = folder / f"{arch}-00000000.pth"
+    torch.save(net.state_dict(), path)
+    return path
+
+
+def write_inception_torchvision(folder: str | Path, seed: int = 0) -> Path:
+    """A random torchvision Inception-v3 state dict (with the auxiliary head) under the official file name."""
+    import torchvision
+
+    def build():
+        return torchvision.models.inception_v3(weights=None, aux_logits=True, transform_input=True,
+                                               init_weights=False)
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    net = _calibrate_batchnorm(_randomise(_uninitialised(build), seed), 299, seed)
+    path = folder / "inception_v3_google-0cc3c7bd.pth"
     torch.save(net.state_dict(), path)
     return path
 

@@ -22,6 +22,10 @@ from metrics.image_folders import list_images, load_set, match_stems
 from metrics.vocabulary import IMAGE_METRICS
 
 DEFAULT_METRICS = "ssim,pixcorr,fid,kid,is"
+# MindEye's eight columns in its order: PixCorr, SSIM, AlexNet(2), AlexNet(5), Inception, CLIP (two-way
+# identification), EffNet-B and SwAV (correlation distance).
+SUITES = {"mindeye": {"metrics": ("pixcorr", "ssim", "nway", "corrdist"),
+                      "backbones": ("alexnet", "inception-tv", "effnet-b1", "swav")}}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -30,14 +34,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p = parser
     p.add_argument("--pred", required=True, type=Path, help="folder of reconstructions (one image per stem)")
     p.add_argument("--ref", required=True, type=Path, help="folder of stimuli with the same file stems")
-    p.add_argument("--metrics", default=DEFAULT_METRICS,
+    p.add_argument("--metrics", default=None,
                    help=f"comma-separated subset of {','.join(IMAGE_METRICS)} (default {DEFAULT_METRICS})")
+    p.add_argument("--suite", choices=tuple(SUITES),
+                   help="a published metric suite with its own backbones: mindeye = PixCorr, SSIM, AlexNet(2), "
+                        "AlexNet(5), Inception (torchvision), CLIP (with --clip-model), EffNet-B1, SwAV")
     p.add_argument("--captions", type=Path, help="JSON {stem: caption} (or TSV stem<TAB>caption) for CLIP score")
     p.add_argument("--subjects", type=Path, help="JSON {stem: subject}: adds per-subject set-level metrics")
     p.add_argument("--json", type=Path, help="write the results (values, 95%% CIs, provenance) to this file")
     p.add_argument("--backbone", default=None,
-                   help="comma-separated backbones for the model-based metrics: inception-tf, alexnet, effnet-b1, "
-                        "swav, classifier, synth-cnn, or none (default: the official ones each metric needs)")
+                   help="comma-separated backbones for the model-based metrics: inception-tf, inception-tv, alexnet, "
+                        "effnet-b1, swav, classifier, synth-cnn, or none (default: the official ones each metric needs)")
     p.add_argument("--dataset", type=Path, help="dataset whose stimuli train the synth-cnn backbone")
     p.add_argument("--inception-weights", type=Path,
                    help="inception-2015-12-05.pt (clean-fid) or weights-inception-2015-12-05-6726825d.pth")
@@ -47,6 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--clip-weights", type=Path, help="open_clip checkpoint for --clip-model")
     p.add_argument("--clip-variant", choices=("hessel", "torchmetrics"), default="hessel")
     p.add_argument("--alexnet-weights", type=Path, help="alexnet-owt-7be5be79.pth (identification)")
+    p.add_argument("--inception-tv-weights", type=Path,
+                   help="inception_v3_google-0cc3c7bd.pth (MindEye's Inception identification, backbone inception-tv)")
     p.add_argument("--effnet-weights", type=Path, help="efficientnet_b1-c27df63c.pth (correlation distance)")
     p.add_argument("--swav-weights", type=Path, help="swav_800ep_pretrain.pth.tar (correlation distance)")
     p.add_argument("--classifier-weights", type=Path, help="torchvision ImageNet state dict (N-way accuracy)")
@@ -101,7 +110,7 @@ def build_backbones(args: argparse.Namespace, metrics: list[str]) -> list:
     from metrics.backbones.alexnet import AlexNetFeatures
     from metrics.backbones.classifier import ImageNetClassifier
     from metrics.backbones.inception import build_inception
-    from metrics.backbones.pooled import EffNetB1Features, SwAVFeatures
+    from metrics.backbones.pooled import EffNetB1Features, InceptionTorchvisionFeatures, SwAVFeatures
 
     model_metrics = [m for m in metrics if m not in ("ssim", "pixcorr", "clip")]
     if args.backbone is not None:  # explicit, possibly empty ("" or "none": only --proxy-backbone / CLIP)
@@ -122,6 +131,9 @@ def build_backbones(args: argparse.Namespace, metrics: list[str]) -> list:
             out.append(build_inception(args.inception_weights, resize=args.resize, device=args.device))
         elif name == "alexnet":
             out.append(AlexNetFeatures(resolve_weights("alexnet", args.alexnet_weights), device=args.device))
+        elif name == "inception-tv":
+            out.append(InceptionTorchvisionFeatures(resolve_weights("inception-torchvision", args.inception_tv_weights),
+                                                    device=args.device))
         elif name == "effnet-b1":
             out.append(EffNetB1Features(resolve_weights("effnet-b1", args.effnet_weights), device=args.device))
         elif name == "swav":
@@ -140,9 +152,9 @@ def build_backbones(args: argparse.Namespace, metrics: list[str]) -> list:
         elif name == "proxy":
             raise UserError("--backbone proxy: use --proxy-backbone (random weights are opt-in only)")
         else:
-            raise UserError(f"--backbone {name}: unknown; choose from inception-tf, alexnet, effnet-b1, swav, "
+            raise UserError(f"--backbone {name}: unknown; choose from inception-tf, inception-tv, alexnet, effnet-b1, swav, "
                             "classifier, synth-cnn")
-    if "clip" in metrics:
+    if "clip" in metrics or (args.suite and args.clip_model):  # a suite's CLIP column is image-only identification
         if not args.clip_model:
             raise UserError("metric clip: needs --clip-model NAME and --clip-weights PATH (an open_clip checkpoint)")
         from metrics.backbones.clip import OpenClip
@@ -159,6 +171,20 @@ def build_backbones(args: argparse.Namespace, metrics: list[str]) -> list:
 def run(args: argparse.Namespace) -> int:
     from metrics.engine import MetricsEngine
 
+    notes = []
+    if args.suite:
+        given = [flag for flag, value in (("--metrics", args.metrics), ("--backbone", args.backbone),
+                                          ("--n-way", args.n_way)) if value is not None]
+        if given:
+            raise UserError(f"--suite {args.suite}: sets the metrics, backbones and 2-way protocol itself; "
+                            f"drop {given[0]}")
+        args.metrics = ",".join(SUITES[args.suite]["metrics"])
+        args.backbone = ",".join(SUITES[args.suite]["backbones"])
+        if not args.clip_model:
+            notes.append(f"suite {args.suite}: the CLIP two-way column is not computed; pass --clip-model "
+                         "ViT-L-14-quickgelu --clip-weights PATH (OpenAI's ViT-L/14, as MindEye uses)")
+    elif args.metrics is None:
+        args.metrics = DEFAULT_METRICS
     metrics = [m.strip().lower() for m in str(args.metrics).split(",") if m.strip()]
     bad = [m for m in metrics if m not in IMAGE_METRICS]
     if bad or not metrics:
@@ -197,6 +223,7 @@ def run(args: argparse.Namespace) -> int:
     report.provenance["pred_dir"], report.provenance["ref_dir"] = str(args.pred), str(args.ref)
     print(f"{len(stems)} image pairs · {args.pred} vs {args.ref}")
     print(report.table())
+    report.warnings.extend(notes)
     for w in report.warnings:
         print(f"note: {w}")
     if args.json is not None:

@@ -39,7 +39,7 @@ from eeg2img.errors import UserError, path_error
 from eeg2img.splits import PROTOCOLS
 
 EXECUTORS = ("inline", "process", "ray")
-GRID_BACKBONES = ("synth-cnn", "proxy", "inception-tf", "alexnet", "effnet-b1", "swav", "classifier")
+GRID_BACKBONES = ("synth-cnn", "proxy", "inception-tf", "alexnet", "inception-tv", "effnet-b1", "swav", "classifier")
 SEED_LIMIT = 2**32  # numpy's seed range
 _TOP_KEYS = {"seeds", "protocols", "metrics", "executor", "workers", "address", "datasets", "methods", "runs_dir",
              "allow_test_images_in_train", "backbone", "backbone_weights"}

@@ -1,8 +1,15 @@
-"""Globally pooled features for MindEye's correlation-distance columns: EfficientNet-B1 and SwAV ResNet-50.
+"""Globally pooled features for MindEye's Inception, EffNet-B and SwAV columns.
 
 MindEye's ``Reconstruction_Metrics`` takes the ``avgpool`` output of each network (flattened) for the
-stimulus and for its reconstruction and reports the mean correlation distance
+stimulus and for its reconstruction; for Inception it reports two-way identification
+(:mod:`metrics.identification`), for the other two the mean correlation distance
 (:mod:`metrics.correlation_distance`):
+
+- ``inception-tv`` — torchvision's ``inception_v3`` with ``Inception_V3_Weights.DEFAULT`` (IMAGENET1K_V1,
+  ``inception_v3_google-0cc3c7bd.pth``; built as torchvision builds it for those weights:
+  ``transform_input=True``, with the auxiliary head), 2048-d. Preprocessing as MindEye: [0, 1] →
+  ``Resize(342, bilinear)`` → ImageNet normalisation, no crop. This is not the TF-ported Inception of
+  FID (``inception-tf``, 299 px): the two give different identification numbers, so each is named.
 
 - ``effnet-b1`` — torchvision ``efficientnet_b1`` with ``EfficientNet_B1_Weights.DEFAULT`` (IMAGENET1K_V2,
   ``efficientnet_b1-c27df63c.pth``), 1280-d. Preprocessing as MindEye: [0, 1] → ``Resize(255,
@@ -63,6 +70,23 @@ class PooledFeatures(Backbone):
         x = nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False,
                                       antialias=True)
         return {"avgpool": self.trunk((x - self.mean) / self.std).flatten(1)}
+
+
+class InceptionTorchvisionFeatures(PooledFeatures):
+    name = "inception-tv"
+    weights_key = "inception-torchvision"
+    size = 342
+    identification = {"inception-tv": "avgpool"}
+    preprocessing = "MindEye: [0,1] → Resize(342, bilinear, antialias) → ImageNet normalise; avgpool (2048-d)"
+    file_hint = "pass torchvision's inception_v3_google-0cc3c7bd.pth to --inception-tv-weights"
+
+    def build_trunk(self, state: dict, path: str) -> nn.Module:
+        import torchvision
+
+        net = torchvision.models.inception_v3(weights=None, aux_logits=True, transform_input=True, init_weights=False)
+        load_into(net, state, path, "torchvision Inception-v3")  # the whole file, so a wrong one fails here
+        net.fc = nn.Identity()  # in eval mode forward() then returns the flattened avgpool (dropout is off)
+        return net
 
 
 class EffNetB1Features(PooledFeatures):

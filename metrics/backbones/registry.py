@@ -7,6 +7,7 @@ name               outputs / metrics                           weights
                                                                ``weights-inception-2015-12-05-6726825d.pth``
 ``clip``           image/text embeddings (CLIP score, nway)    open_clip checkpoint + model name
 ``alexnet``        features.4 / features.11 (nway)             ``alexnet-owt-7be5be79.pth``
+``inception-tv``   avgpool (nway, MindEye's Inception)         ``inception_v3_google-0cc3c7bd.pth``
 ``effnet-b1``      avgpool (corrdist)                          ``efficientnet_b1-c27df63c.pth``
 ``swav``           avgpool (corrdist)                          ``swav_800ep_pretrain.pth.tar``
 ``classifier``     ImageNet logits (N-way accuracy)            any torchvision ImageNet state dict
@@ -41,6 +42,13 @@ def _alexnet(**kw) -> Backbone:
     from metrics.backbones.alexnet import AlexNetFeatures
 
     return AlexNetFeatures(resolve_weights("alexnet", kw.pop("weights", None)), **kw)
+
+
+def _inception_tv(**kw) -> Backbone:
+    from eeg2img.weights import resolve_weights
+    from metrics.backbones.pooled import InceptionTorchvisionFeatures
+
+    return InceptionTorchvisionFeatures(resolve_weights("inception-torchvision", kw.pop("weights", None)), **kw)
 
 
 def _effnet_b1(**kw) -> Backbone:
@@ -86,6 +94,7 @@ BUILDERS: dict[str, Callable[..., Backbone]] = {
     "inception-tf": _inception,
     "clip": _clip,
     "alexnet": _alexnet,
+    "inception-tv": _inception_tv,
     "effnet-b1": _effnet_b1,
     "swav": _swav,
     "classifier": _classifier,
