@@ -168,7 +168,7 @@ def make_folds(
     if unknown:
         raise UserError(f"{dataset.source or dataset.name}: unknown subject {unknown[0]}; subjects are {list(dataset.subject_ids)}")
     if protocol == "official":
-        folds = [_official_fold(dataset, split_file, split_index)]
+        folds = [_official_fold(dataset, split_file, split_index, subjects)]
     elif protocol in ZERO_SHOT_PROTOCOLS:
         folds = _zero_shot_folds(dataset, protocol, chosen, seed)
     else:
@@ -227,7 +227,7 @@ def _zero_shot_folds(dataset: EEGDataset, protocol: str, subjects: list[int], se
     return folds
 
 
-def _official_fold(dataset: EEGDataset, split_file, split_index: int) -> Fold:
+def _official_fold(dataset: EEGDataset, split_file, split_index: int, subjects: list[int] | None = None) -> Fold:
     if dataset.partitions is not None and split_file is None:
         # THINGS-EEG2: the official split is the dataset's own training/test partition.
         train = _indices(dataset.partitions == "train")
@@ -237,7 +237,10 @@ def _official_fold(dataset: EEGDataset, split_file, split_index: int) -> Fold:
         if guess is None or not guess.is_file():
             raise UserError(f"{dataset.source or dataset.name}: the official protocol needs a split file; pass --split-file block_splits_by_image_all.pth")
         split_file = guess
-    from eeg2img.datasets import load_official_split
+    from eeg2img.datasets.cvpr40 import read_official_split
 
-    split = load_official_split(split_file, dataset, split_index)
-    return Fold(f"official-{split_index}", "official", *(np.sort(np.asarray(split[p], np.int64)) for p in PARTS))
+    # a subject filter keeps only those subjects' trials; for one subject the file may index that subject's own
+    # segments (DreamDiffusion's reading of block_splits_by_image_single.pth), decided from the file's index ranges
+    split = read_official_split(split_file, dataset, split_index, subjects=subjects)
+    return Fold(f"official-{split_index}", "official", *(np.sort(np.asarray(split.parts[p], np.int64)) for p in PARTS),
+                options={"official_split": split.reading})

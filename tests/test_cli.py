@@ -36,7 +36,8 @@ def test_data_info_json_shape(capsys, tiny_synth_dir):
     code, out, _ = run_cli(capsys, "data", "info", tiny_synth_dir / "eeg_synth.pth", "--json")
     assert code == 0
     info = json.loads(out)
-    assert set(info) == {"n_trials", "subjects", "n_classes", "n_images", "n_channels", "n_samples"}
+    assert set(info) == {"n_trials", "subjects", "n_classes", "n_images", "n_channels", "n_samples", "provenance"}
+    assert info["provenance"]["segments_kept"] == info["n_trials"]  # 500-sample synthetic trials: none dropped
     assert info["subjects"] == [1, 2, 3]
     assert info["n_channels"] == 128 and info["n_samples"] == 440
     assert info["n_trials"] == 3 * info["n_images"]  # every subject saw every image once

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from eeg2img.datasets import load_cvpr40, load_dataset, load_official_split
-from eeg2img.datasets.cvpr40 import CVPR40_CLASS_NAMES
+from eeg2img.datasets.base import DatasetWarning
+from eeg2img.datasets.cvpr40 import CVPR40_CLASS_NAMES, read_official_split
 from eeg2img.errors import LeakageError, UserError
 
 WNIDS = ["n02389026", "n02690373", "n07753592", "n99999999"]  # the last is not a CVPR40 class
@@ -147,6 +149,53 @@ def test_length_filter_property(lengths, min_len, span):
     assert [int(t) for t in ds.trial_ids] == expected
     # trial ids survive filtering: each row still holds the segment it names
     assert [int(v) // 100_000 for v in ds.eeg[:, 0, 0]] == expected
+    # every dropped segment is counted once, under its first reason
+    too_short = sum(L < min_len for L in lengths)
+    too_long = sum(L > max_len for L in lengths if L >= min_len)
+    assert ds.provenance["segments_dropped"] == {
+        "shorter_than_min_len": too_short,
+        "shorter_than_window": len(lengths) - len(expected) - too_short - too_long,
+        "longer_than_max_len": too_long,
+    }
+    assert ds.provenance["segments_kept"] == len(expected) and ds.provenance["segments_in_file"] == 24
+
+
+# --- dropped segments: counted by reason, shown by `eeg2img data info` --------------------------------
+
+# two of each kind per subject: < 450, 450 ≤ L < 460 (the peers keep these with a 430-439 window), > 600, kept
+EVERY_KIND = (449, 450, 459, 601, 460, 600, 300, 700)
+
+
+def test_dropped_segments_are_counted_by_reason(tmp_path):
+    raw = build_raw(lengths=list(EVERY_KIND) * 3)
+    ds = load_cvpr40(write_raw(tmp_path / "eeg.pth", raw))
+    assert len(ds) == 6 and ds.n_samples == 440  # 460 and 600 kept, each with the full window
+    assert ds.provenance == {
+        "segments_in_file": 24,
+        "segments_kept": 6,
+        "segments_dropped": {"shorter_than_min_len": 6, "shorter_than_window": 6, "longer_than_max_len": 6},
+        "length_filter": {"min_len": 450, "max_len": 600, "window": [20, 460]},
+    }
+    # a shorter window moves 450 ≤ L < 460 back in; a higher min_len moves them to "shorter than min_len"
+    short = load_cvpr40(tmp_path / "eeg.pth", window=(20, 450))
+    assert len(short) == 12 and short.provenance["segments_dropped"]["shorter_than_window"] == 0
+    strict = load_cvpr40(tmp_path / "eeg.pth", min_len=455)
+    assert strict.provenance["segments_dropped"] == {
+        "shorter_than_min_len": 9, "shorter_than_window": 3, "longer_than_max_len": 6}
+
+
+def test_data_info_reports_the_dropped_segments(tmp_path, capsys):
+    from eeg2img.cli import main
+
+    path = write_raw(tmp_path / "eeg.pth", build_raw(lengths=list(EVERY_KIND) * 3))
+    assert main(["data", "info", str(path), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["n_trials"] == 6 and info["provenance"]["segments_dropped"]["shorter_than_window"] == 6
+    assert main(["data", "info", str(path)]) == 0
+    rows = dict(line.split(maxsplit=1) for line in capsys.readouterr().out.splitlines())
+    assert rows["segments_in_file"] == "24" and rows["segments_kept"] == "6"
+    assert rows["segments_dropped.shorter_than_window"] == "6"
+    assert rows["segments_dropped.shorter_than_min_len"] == rows["segments_dropped.longer_than_max_len"] == "6"
 
 
 # --- fingerprint: cached under $EEG2IMG_CACHE, never beside the data ------------------------------
@@ -304,6 +353,130 @@ def test_official_split_with_tensor_indices_and_subset(tmp_path, cvpr):
     for k in parts.values():
         assert all(sub.subjects[k] == 2)
     assert {int(t) for t in sub.trial_ids[parts["train"]]} == {i for i in kept_indices(raw) if 8 <= i < 16}
+
+
+# --- official splits with a subject filter: full-list or subject-filtered positions --------------------
+
+
+def build_interleaved(lengths=None) -> dict:
+    """Subjects 1, 2, 3 take turns segment by segment, so the two readings of a split differ."""
+    raw = build_raw(lengths=lengths)
+    for i, item in enumerate(raw["dataset"]):
+        item["subject"] = SUBJECTS[i % len(SUBJECTS)]
+    return raw
+
+
+def dreamdiffusion_rows(raw: dict, subject: int, indices: list[int]) -> list[np.ndarray]:
+    """DreamDiffusion's documented reading: the subject's segments in file order, indexed by the split,
+    then the length filter (our window also needs L >= 460); each kept segment cropped to 20:460."""
+    own = [it for it in raw["dataset"] if it["subject"] == subject]
+    return [own[i]["eeg"][:, 20:460].numpy() for i in indices if 460 <= own[i]["eeg"].shape[1] <= 600]
+
+
+def split_of(train, val, test) -> list[dict]:
+    return [{"train": list(train), "val": list(val), "test": list(test)}]
+
+
+def quietly(*args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DatasetWarning)  # these readings are proven: no warning allowed
+        return read_official_split(*args, **kwargs)
+
+
+def test_single_file_within_the_subject_count_is_read_as_subject_filtered_positions(tmp_path):
+    # subject 2 owns raw segments 1, 4, 7, ...; segment 4 (its second) is 455 samples long, so it is dropped
+    lengths = [500] * 24
+    lengths[4] = 455
+    raw = build_interleaved(lengths)
+    ds = load_cvpr40(write_raw(tmp_path / "eeg.pth", raw))
+    indices = {"train": [0, 1, 2, 3, 4], "val": [5], "test": [6, 7]}  # all below subject 2's 8 segments
+    split_file = write_splits(tmp_path / "block_splits_by_image_single.pth", split_of(*indices.values()))
+    with pytest.warns(DatasetWarning, match="read as subject-filtered positions because the name ends in _single") as w:
+        split = read_official_split(split_file, ds, subjects=[2])
+    assert len(w) == 1 and str(split_file) in str(w[0].message)
+    for part, idx in indices.items():
+        assert all(ds.subjects[split.parts[part]] == 2)
+        got = [ds.eeg[row] for row in split.parts[part]]
+        np.testing.assert_array_equal(np.array(got), np.array(dreamdiffusion_rows(raw, 2, idx)))
+    assert [int(t) for t in ds.trial_ids[split.parts["train"]]] == [1, 7, 10, 13]  # 4 (too short) dropped
+    assert split.reading == {"file": split_file.name, "split": 0, "positions": "subject-filtered", "subjects": [2],
+                             "why": "ambiguous ranges; the name ends in _single"}
+
+
+def test_same_ranges_without_the_single_name_are_read_as_full_list_positions(tmp_path):
+    ds = load_cvpr40(write_raw(tmp_path / "eeg.pth", build_interleaved([500] * 24)))
+    split_file = write_splits(tmp_path / "my_split.pth", split_of([0, 1, 2, 3, 4], [5], [6, 7]))
+    with pytest.warns(DatasetWarning, match="read as full-list positions because the name does not end in _single"):
+        parts = load_official_split(split_file, ds, subjects=[2])
+    # raw positions 0-7 that belong to subject 2: 1, 4 (train), 7 (test)
+    assert [[int(t) for t in ds.trial_ids[parts[p]]] for p in ("train", "val", "test")] == [[1, 4], [], [7]]
+    forced = quietly(split_file, ds, subjects=[2], positions="subject-filtered")
+    assert [int(t) for t in ds.trial_ids[forced.parts["test"]]] == [19, 22]
+    assert forced.reading["positions"] == "subject-filtered" and forced.reading["why"] == "requested"
+
+
+def test_an_index_beyond_the_subject_count_proves_full_list_positions(tmp_path):
+    ds = load_cvpr40(write_raw(tmp_path / "eeg.pth", build_interleaved([500] * 24)))
+    split_file = write_splits(tmp_path / "block_splits_by_image_single.pth",
+                              split_of(range(0, 16), range(16, 20), range(20, 24)))
+    split = quietly(split_file, ds, subjects=[2])  # index 23 >= subject 2's 8 segments: no ambiguity, no warning
+    assert split.reading["positions"] == "full-list" and "index 23 >= subject 2's 8 segments" in split.reading["why"]
+    assert [int(t) for t in ds.trial_ids[split.parts["test"]]] == [22]
+    assert all(ds.subjects[np.concatenate(list(split.parts.values()))] == 2)
+    with pytest.raises(UserError, match="index 23 is beyond subject 2's 8 segments") as err:
+        read_official_split(split_file, ds, subjects=[2], positions="subject-filtered")
+    assert str(split_file) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_proofs_from_the_file_order(tmp_path):
+    # subject-ordered file (subject 1 = segments 0-7, subject 2 = 8-15): indices 0-7 are all subject 1's
+    ds = load_cvpr40(write_raw(tmp_path / "eeg.pth", build_raw(lengths=[500] * 24)))
+    split_file = write_splits(tmp_path / "custom.pth", split_of([0, 1, 2, 3, 4], [5], [6, 7]))
+    as_two = quietly(split_file, ds, subjects=[2])  # full-list positions would select no segment of subject 2
+    assert as_two.reading["positions"] == "subject-filtered"
+    assert [int(t) for t in ds.trial_ids[as_two.parts["test"]]] == [14, 15]
+    as_one = quietly(split_file, ds, subjects=[1])  # subject 1's segments come first: both readings agree
+    assert as_one.reading["why"] == "both readings select the same segments"
+    assert [int(t) for t in ds.trial_ids[as_one.parts["test"]]] == [6, 7]
+
+
+def test_indices_that_fit_no_reading_are_refused(tmp_path):
+    ds = load_cvpr40(write_raw(tmp_path / "eeg.pth", build_interleaved([500] * 24)))
+    split_file = write_splits(tmp_path / "block_splits_by_image_single.pth", split_of([0, 30], [1], [2]))
+    with pytest.raises(UserError, match=r"train index 30 is out of range for eeg \(24 segments\)") as err:
+        read_official_split(split_file, ds, subjects=[2])
+    assert str(split_file) in str(err.value) and "\n" not in str(err.value)
+    fits = write_splits(tmp_path / "fits.pth", split_of([0], [1], [2]))
+    for bad, message in (([9], "unknown subject 9"), ([1, 2], "needs exactly one subject")):
+        with pytest.raises(UserError, match=message):
+            read_official_split(fits, ds, subjects=bad, positions="subject-filtered")
+    with pytest.raises(UserError, match="positions='raw': expected one of auto, full-list, subject-filtered"):
+        read_official_split(split_file, ds, positions="raw")
+
+
+def test_single_file_without_a_subject_filter_is_warned_about(tmp_path):
+    ds = load_cvpr40(write_raw(tmp_path / "eeg.pth", build_interleaved([500] * 24)))
+    small = write_splits(tmp_path / "block_splits_by_image_single.pth", split_of([0, 1, 2], [3], [4, 5]))
+    with pytest.warns(DatasetWarning, match="may index one subject's segments.*pass subjects="):
+        parts = load_official_split(small, ds)
+    assert [int(t) for t in ds.trial_ids[parts["test"]]] == [4, 5]  # read as today: full-list, every subject
+    (tmp_path / "w").mkdir()
+    wide = write_splits(tmp_path / "w" / "block_splits_by_image_single.pth", split_of([0, 1, 2], [3], [4, 23]))
+    assert quietly(wide, ds).reading == {"file": wide.name, "split": 0, "positions": "full-list", "subjects": None,
+                                         "why": "no single-subject filter"}
+
+
+def test_official_protocol_with_one_subject_uses_the_subject_filter(tmp_path):
+    from eeg2img.splits import make_folds
+
+    ds = load_cvpr40(write_raw(tmp_path / "eeg.pth", build_raw(lengths=[500] * 24)))
+    split_file = write_splits(tmp_path / "block_splits_by_image_single.pth", split_of(range(0, 6), [6], [7]))
+    [fold] = make_folds(ds, "official", subjects=[3], split_file=split_file)
+    assert [int(t) for t in ds.trial_ids[fold.test]] == [23] and all(ds.subjects[fold.train] == 3)
+    assert fold.options["official_split"]["positions"] == "subject-filtered"
+    with pytest.warns(DatasetWarning, match="pass subjects="):  # no filter: full-list positions, as before
+        [everyone] = make_folds(ds, "official", split_file=split_file)
+    assert [int(t) for t in ds.trial_ids[everyone.test]] == [7]
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from hypothesis.extra import numpy as hnp
 from PIL import Image
 
 from eeg2img.datasets import load_dataset, load_things_eeg2
+from eeg2img.datasets.base import DatasetWarning
 from eeg2img.datasets.safe_pickle import load_pickled_npy
 from eeg2img.datasets.things_eeg2 import read_preprocessed
 from eeg2img.errors import LeakageError, UserError
@@ -244,7 +246,9 @@ def _bad_file(path: Path, case: str) -> None:
     if case == "plain_array":
         np.save(path, data)
     elif case == "not_npy":
-        path.write_bytes(b"\x80\x04not a numpy file")
+        path.write_bytes(b"PK\x03\x04 neither a numpy file nor a pickle")
+    elif case == "not_a_pickle":
+        path.write_bytes(b"\x80\x04not a pickle either")  # the PROTO opcode, then garbage
     elif case == "truncated":
         save_things_file(path, data)
         path.write_bytes(path.read_bytes()[:-200])
@@ -281,7 +285,8 @@ def _bad_file(path: Path, case: str) -> None:
     "case, message",
     [
         ("plain_array", "holds a plain float64 array of shape .*, not a pickled dict"),
-        ("not_npy", "not a .npy file"),
+        ("not_npy", "neither a .npy file nor a pickle"),
+        ("not_a_pickle", "corrupt or truncated pickle"),
         ("truncated", "corrupt or truncated pickle"),
         (
             "extra_key",
@@ -348,6 +353,139 @@ def test_files_of_different_preprocessing_are_not_mixed(tmp_path):
     save_things_file(root / "sub-2" / FILES["test"], eeg_values(2, "test", n_images=3))
     with pytest.raises(UserError, match="3 image conditions, other subjects have 2"):
         load_things_eeg2(root)
+
+
+# --- ATM-style files: plain pickle.dump, 63 channels at 250 Hz, data cropped by 50 samples at the front -----
+
+ATM_CH_NAMES = [f"E{k:02d}" for k in range(1, 64)]
+ATM_SFREQ = 250.0
+ATM_CROP = 50  # samples the scripts drop at the front of the data, while times keeps them
+ATM_TIMES = -0.2 + np.arange(250) / ATM_SFREQ  # the epoch -200 ... 796 ms; the data keep times[50:] (0 ... 796 ms)
+ATM_IMAGES = {"train": 3, "test": 2}
+
+
+def atm_values(subject: int, part: str) -> np.ndarray:
+    rng = np.random.default_rng(100 + subject * 10 + (part == "test"))
+    return rng.standard_normal((ATM_IMAGES[part], REPS[part], len(ATM_CH_NAMES), len(ATM_TIMES) - ATM_CROP))
+
+
+def save_atm_file(path: Path, data, protocol: int = 4, times=ATM_TIMES) -> Path:
+    """As those preprocessing scripts save: the release's dict, through plain pickle.dump, uncropped times."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        pickle.dump({"preprocessed_eeg_data": data, "ch_names": ATM_CH_NAMES, "times": times}, f, protocol=protocol)
+    return path
+
+
+def write_atm(root: Path, protocol: int = 4, subjects=(1,)) -> Path:
+    for subject in subjects:
+        for part, fname in FILES.items():
+            save_atm_file(root / f"sub-{subject:02d}" / fname, atm_values(subject, part), protocol)
+    return root
+
+
+def load_warned(*args, **kwargs):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = load_things_eeg2(*args, **kwargs)
+    return ds, [w for w in caught if issubclass(w.category, DatasetWarning)]
+
+
+@pytest.mark.parametrize("protocol", [4, 5])  # 4: the scripts' pickle.dump; 5: Python 3.14's default
+def test_atm_style_pickle_files_load_with_cropped_times(tmp_path, protocol):
+    root = write_atm(tmp_path / "atm", protocol)
+    # protocol 5 rebuilds arrays through numpy's _frombuffer, which the allow-list must admit
+    assert (b"_frombuffer" in (root / "sub-01" / FILES["test"]).read_bytes()) == (protocol == 5)
+    ds, warned = load_warned(root, average_repetitions=False)
+    assert ds.ch_names == tuple(ATM_CH_NAMES) and ds.sfreq == pytest.approx(ATM_SFREQ)
+    assert ds.eeg.shape == (3 * 2 + 2 * 4, 63, 200)
+    train, test = atm_values(1, "train"), atm_values(1, "test")
+    np.testing.assert_allclose(ds.eeg[:6], train.reshape(6, 63, 200), rtol=1e-6)
+    np.testing.assert_allclose(ds.eeg[6:], test.reshape(8, 63, 200), rtol=1e-6)
+    with pytest.warns(DatasetWarning):
+        rec = read_preprocessed(root / "sub-01" / FILES["train"])
+    np.testing.assert_array_equal(rec.times, ATM_TIMES[ATM_CROP:])  # what ATM's loader reads as times[50:]
+    assert rec.times[0] == pytest.approx(0.0) and rec.written_by == "pickle" and rec.leading_times_dropped == 50
+    # one warning per file, naming it once, with the rule applied
+    paths = [str(root / "sub-01" / FILES[p]) for p in ("train", "test")]
+    assert len(warned) == 2
+    for path, w in zip(paths, warned):
+        message = str(w.message)
+        assert message.count(path) == 1 and "cropped by 50 samples at the front" in message
+    assert ds.provenance == {
+        "files_written_by": {"pickle.dump": 2},
+        "leading_times_dropped": {f"sub-01/{FILES['train']}": 50, f"sub-01/{FILES['test']}": 50},
+    }
+
+
+@pytest.mark.parametrize("average", [True, False])
+def test_atm_style_file_equals_the_official_file_with_cropped_times(tmp_path, average):
+    atm = write_atm(tmp_path / "atm", subjects=(1, 2))
+    official = tmp_path / "official"
+    for subject in (1, 2):
+        for part, fname in FILES.items():
+            save_things_file(official / f"sub-{subject:02d}" / fname, atm_values(subject, part),
+                             ch_names=ATM_CH_NAMES, times=ATM_TIMES[ATM_CROP:])
+    a, warned = load_warned(atm, average_repetitions=average)
+    b, none = load_warned(official, average_repetitions=average)
+    assert len(warned) == 4 and none == []
+    np.testing.assert_array_equal(a.eeg, b.eeg)
+    for field in ("trial_ids", "labels_", "image_ids_", "subjects", "partitions"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+    assert (a.ch_names, a.sfreq, a.class_names) == (b.ch_names, b.sfreq, b.class_names)
+    assert b.provenance == {"files_written_by": {"np.save": 4}}
+
+
+def test_uncropped_times_in_an_np_save_file_are_read_the_same_way(tmp_path):
+    path = save_things_file(tmp_path / "sub-01" / FILES["test"], atm_values(1, "test"), ch_names=ATM_CH_NAMES,
+                            times=ATM_TIMES)
+    ds, warned = load_warned(tmp_path, partitions=["test"])
+    assert len(warned) == 1 and str(path) in str(warned[0].message)
+    with pytest.warns(DatasetWarning, match="cropped by 50 samples"):
+        np.testing.assert_array_equal(read_preprocessed(path).times, ATM_TIMES[ATM_CROP:])
+    assert ds.n_samples == 200 and ds.sfreq == pytest.approx(ATM_SFREQ)
+
+
+@pytest.mark.parametrize(
+    "payload, refused",
+    [("system", r"posix\.system"), ("eval", r"builtins\.eval"), ("custom", r"test_loaders_things\.Custom")],
+)
+def test_plain_pickle_carrying_code_is_refused(tmp_path, payload, refused):
+    marker = tmp_path / "pwned"
+    evil = {"system": RunsCommand(marker), "eval": CallsEval(), "custom": Custom()}[payload]
+    path = save_atm_file(tmp_path / "eeg" / "sub-01" / FILES["train"], evil)
+    with pytest.raises(UserError, match=f"refusing to unpickle .*{refused}: the file may carry code") as err:
+        load_things_eeg2(tmp_path / "eeg", partitions=["train"])
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("truncated", r"corrupt or truncated pickle \(\w+\)"),
+        ("garbled", r"corrupt or truncated pickle \(\w+\)"),
+        ("times_shorter", "times must list the 200 sample times, got shape \\(150,\\); regenerate"),
+        ("times_2d", "times must list the 200 sample times"),
+        ("times_reversed", "times must increase strictly"),
+    ],
+)
+def test_bad_plain_pickles_are_one_line_naming_the_file(tmp_path, case, message):
+    path = tmp_path / "eeg" / "sub-01" / FILES["train"]
+    data = atm_values(1, "train")
+    if case in ("truncated", "garbled"):
+        save_atm_file(path, data)
+        raw = path.read_bytes()
+        path.write_bytes(raw[: len(raw) // 2] if case == "truncated" else raw[:40] + b"\xff" * 64 + raw[104:])
+    elif case == "times_shorter":  # data longer than times: no crop explains it
+        save_atm_file(path, data, times=ATM_TIMES[:150])
+    elif case == "times_2d":
+        save_atm_file(path, data, times=np.stack([ATM_TIMES, ATM_TIMES]))
+    else:
+        save_atm_file(path, data, times=ATM_TIMES[::-1])
+    with pytest.raises(UserError, match=message) as err:
+        load_things_eeg2(tmp_path / "eeg", partitions=["train"])
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
 
 
 # --- the restricted unpickler on its own ---------------------------------------------------------------

@@ -273,6 +273,11 @@ def test_every_cell_runs_with_the_fixed_thread_count_and_records_it(tmp_path, ti
     assert slow_method.threads_seen and set(slow_method.threads_seen) == {CELL_THREADS}
     records = [json.loads(p.read_text()) for p in tmp_path.rglob("provenance.json")]
     assert len(records) == 6 and {r["torch_threads"] for r in records} == {CELL_THREADS}
+    # how the source was read travels with every cell: the synthetic file's 500-sample segments all pass
+    readings = [r["dataset_reading"] for r in records]
+    assert all(sum(x["segments_dropped"].values()) == 0 and x["segments_kept"] == x["segments_in_file"] > 0
+               for x in readings)
+    assert {r["split_reading"] for r in records} == {None}  # no official split file in this grid
 
 
 def test_process_pool_runs_methods_registered_outside_the_plugins_with_the_inline_numbers(tmp_path, tiny_synth_dir):

@@ -182,8 +182,9 @@ def _dispatch(args) -> int:
         if args.json:
             print(json.dumps(summary))
         else:
-            width = max(map(len, summary))
-            for k, v in summary.items():
+            rows = _flat_rows(summary)
+            width = max(map(len, rows))
+            for k, v in rows.items():
                 print(f"{k:<{width}}  {v}")
         return 0
     if args.command == "splits":
@@ -215,6 +216,19 @@ def _dispatch(args) -> int:
 
         return run_demo(args.out, quick=args.quick, seed=args.seed, track=args.track)
     raise UserError(f"unknown command {args.command}")
+
+
+def _flat_rows(record: dict, prefix: str = "") -> dict:
+    """``data info``'s text rows: nested records (the loader's provenance, e.g. segments dropped by reason)
+    one dotted key a line, so every count is on a line of its own."""
+    rows = {}
+    for key, value in record.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            rows.update(_flat_rows(value, f"{name}." if key != "provenance" else ""))
+        else:
+            rows[name] = value
+    return rows
 
 
 def _splits(args) -> int:

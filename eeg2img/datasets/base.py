@@ -15,12 +15,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from eeg2img.errors import LeakageError, UserError, path_error
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".JPEG", ".JPG", ".PNG", ".webp", ".bmp")
+
+
+class DatasetWarning(UserWarning):
+    """A file was read under a documented rule its user should know about (a peer's format quirk resolved,
+    an ambiguous split file's reading chosen); the message names the file and the rule."""
 
 
 def label_caption(class_name: str) -> str:
@@ -53,6 +59,10 @@ class EEGDataset:
     fingerprint: str = ""  # sha256 identifying the source data
     image_files: Mapping[str, Path] | None = None  # image_id -> file, where stems alone cannot find it (THINGS)
     raw_count: int | None = None  # segments in the source file before filtering (official split files index those)
+    raw_subjects: np.ndarray | None = None  # (raw_count,) subject of every source segment, filtered out or not
+    # How the loader read the source, beside the fingerprint: segments dropped by reason, format quirks
+    # resolved. JSON-ready; shown by ``eeg2img data info``.
+    provenance: Mapping[str, Any] = field(default_factory=dict)
     blinded: bool = False
 
     def __post_init__(self) -> None:
@@ -188,6 +198,7 @@ class EEGDataset:
             "n_images": int(len(np.unique(self.image_ids_))),
             "n_channels": self.n_channels,
             "n_samples": self.n_samples,
+            **({"provenance": dict(self.provenance)} if self.provenance else {}),
         }
 
 

@@ -3,9 +3,12 @@
 The file is a dict ``{"dataset": [...], "labels": [...], "images": [...]}``; every ``dataset`` item
 holds ``eeg`` (channels × L float tensor, L varies around 500 at 1 kHz), ``label`` (index into
 ``labels``, ImageNet WordNet ids), ``image`` (index into ``images``, ImageNet file stems such as
-``n02389026_3069``), ``subject`` and optionally ``block``. The published loaders keep segments with
-450 ≤ L ≤ 600 and crop samples 20:460; we do the same, and keep the raw position of every segment
-as its trial id so the official split files (indices into the raw list) still apply after filtering.
+``n02389026_3069``), ``subject`` and optionally ``block``. Segments with 450 ≤ L ≤ 600 are kept
+and cropped to samples 20:460, as in the published loaders, except that a segment too short for the
+whole window (450 ≤ L < 460) is dropped: the peers keep it with a window cut short (430-439 samples),
+we keep one window length for every trial and count what was dropped, by reason, in the dataset's
+``provenance``. The raw position of every segment is its trial id, so the official split files
+(indices into the raw list, or into one subject's segments) still apply after filtering.
 """
 
 from __future__ import annotations
@@ -14,14 +17,17 @@ import json
 import os
 import pickle
 import re
+import warnings
 import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from eeg2img.datasets.base import EEGDataset
+from eeg2img.datasets.base import DatasetWarning, EEGDataset
 from eeg2img.digest import sha256_of
 from eeg2img.errors import LeakageError, UserError, path_error
 
@@ -89,6 +95,7 @@ def load_cvpr40(
 
     Segments with ``min_len <= L <= max_len`` are kept and cropped to ``window`` (samples, end
     exclusive); a segment shorter than the window's end is dropped too, since it cannot be cropped.
+    ``provenance`` counts the segments in the file, those kept, and those dropped by reason.
     ``images``, ``captions`` and ``latents`` default to ``images/``, ``captions.json`` and
     ``latents.npz`` beside the file when those exist.
     """
@@ -97,6 +104,7 @@ def load_cvpr40(
     raw = _torch_load(path)
     records, label_names, image_stems = _top_level(raw, path)
     n_channels, lengths, subjects, labels, image_idx, blocks = _scan(records, path, label_names, image_stems)
+    dropped = _dropped_by_reason(lengths, min_len, max_len, stop)
     passes = (lengths >= min_len) & (lengths <= max_len) & (lengths >= stop)
     keep = np.flatnonzero(passes)
     if len(keep) == 0:
@@ -137,18 +145,129 @@ def load_cvpr40(
         latent_image_ids=latent_ids,
         fingerprint=fingerprint,
         raw_count=len(records),
+        raw_subjects=subjects,
+        provenance={
+            "segments_in_file": len(records),
+            "segments_kept": len(keep),
+            "segments_dropped": dropped,
+            "length_filter": {"min_len": min_len, "max_len": max_len, "window": [start, stop]},
+        },
     )
 
 
+def _dropped_by_reason(lengths: np.ndarray, min_len: int, max_len: int, stop: int) -> dict[str, int]:
+    """Segments the length filter drops, each counted once under its first reason.
+
+    ``shorter_than_window`` (``min_len <= L < stop``, 450 ≤ L < 460 by default) is where we part with the
+    peers: they keep those segments with a window cut short (430-439 samples); we keep one window length.
+    """
+    too_short = lengths < min_len
+    too_long = ~too_short & (lengths > max_len)
+    short_window = ~too_short & ~too_long & (lengths < stop)
+    return {
+        "shorter_than_min_len": int(too_short.sum()),
+        "shorter_than_window": int(short_window.sum()),
+        "longer_than_max_len": int(too_long.sum()),
+    }
+
+
+POSITION_READINGS = ("auto", "full-list", "subject-filtered")
+# The released split file made for one subject at a time; its name breaks ties between readings (see
+# _choose_reading and docs/datasets.md, "Official splits with a subject filter").
+SINGLE_SUBJECT_SUFFIX = "_single"
+
+
+@dataclass(frozen=True)
+class OfficialSplit:
+    """One split of a ``block_splits_by_image_*.pth`` file, as rows of a loaded dataset."""
+
+    parts: dict[str, np.ndarray]  # "train", "val", "test" → indices into the dataset, in the file's order
+    reading: dict  # how the file's indices were read: file, split, positions, subjects, why (JSON-ready)
+
+
 def load_official_split(
-    split_path: str | os.PathLike, dataset: EEGDataset, split_index: int = 0
+    split_path: str | os.PathLike,
+    dataset: EEGDataset,
+    split_index: int = 0,
+    subjects: Iterable[int] | None = None,
+    positions: str = "auto",
 ) -> dict[str, np.ndarray]:
     """Train/val/test indices into ``dataset`` from ``block_splits_by_image_{all,single}.pth``.
 
-    The file indexes the raw segment list; segments the loader filtered out are dropped, and the
-    order of the file is kept.
+    See :func:`read_official_split`; this returns only its ``parts``.
+    """
+    return read_official_split(split_path, dataset, split_index, subjects, positions).parts
+
+
+def read_official_split(
+    split_path: str | os.PathLike,
+    dataset: EEGDataset,
+    split_index: int = 0,
+    subjects: Iterable[int] | None = None,
+    positions: str = "auto",
+) -> OfficialSplit:
+    """Read one split of an official split file, optionally for some subjects only.
+
+    Without ``subjects`` the file indexes the raw segment list of the dataset file (*full-list*
+    positions); segments the loader filtered out are dropped, and the order of the file is kept.
+    With ``subjects`` only their trials are returned; for one subject the indices may instead be
+    positions in that subject's own segments (*subject-filtered*, as DreamDiffusion reads
+    ``block_splits_by_image_single.pth``). ``positions="auto"`` decides from the file's own index
+    ranges, and by its name where they admit both readings (warned about); ``"full-list"`` or
+    ``"subject-filtered"`` forces a reading. Indices that fit no reading are refused.
     """
     split_path = Path(split_path)
+    if positions not in POSITION_READINGS:
+        raise UserError(f"positions={positions!r}: expected one of {', '.join(POSITION_READINGS)}")
+    split = _split_lists(split_path, split_index)
+    chosen = _check_split_subjects(subjects, dataset, split_path)
+
+    raw_ids = _raw_ids(dataset)
+    lookup = np.full(int(raw_ids.max()) + 1 if len(raw_ids) else 0, -1, dtype=np.int64)
+    lookup[raw_ids] = np.arange(len(raw_ids))
+    n_raw = dataset.raw_count
+
+    indices = {}
+    for part in ("train", "val", "test"):
+        idx = _index_array(split[part], split_path, part)
+        if len(idx) and idx.min() < 0:
+            raise UserError(f"{split_path}: {part} holds negative index {idx.min()}; the split file is damaged")
+        if n_raw is not None and len(idx) and idx.max() >= n_raw:
+            raise UserError(
+                f"{split_path}: {part} index {idx.max()} is out of range for {dataset.name} ({n_raw} segments); "
+                "use the split file that belongs to this dataset"
+            )
+        indices[part] = idx
+    reading, why = _choose_reading(split_path, indices, dataset, chosen, positions)
+    if reading == "subject-filtered":
+        # position k of the subject-filtered list is the subject's k-th segment in the file
+        own = np.flatnonzero(dataset.raw_subjects == chosen[0])
+        indices = {part: own[idx] for part, idx in indices.items()}
+
+    parts = {}
+    for part, idx in indices.items():
+        inside = idx[idx < len(lookup)]
+        mapped = lookup[inside]
+        mapped = mapped[mapped >= 0]
+        if chosen is not None:
+            mapped = mapped[np.isin(dataset.subjects[mapped], chosen)]
+        parts[part] = mapped
+    if not any(len(v) for v in parts.values()):
+        whose = f" of subject(s) {', '.join(map(str, chosen))}" if chosen is not None else ""
+        raise UserError(
+            f"{split_path}: no index of split {split_index} matches a loaded trial{whose} of {dataset.name}; "
+            "use the split file that belongs to this dataset"
+        )
+    for a, b in (("train", "test"), ("train", "val"), ("val", "test")):
+        shared = np.intersect1d(parts[a], parts[b])
+        if len(shared):
+            raise LeakageError(f"{split_path}: {len(shared)} trials are in both {a} and {b} of split {split_index}")
+    record = {"file": split_path.name, "split": split_index, "positions": reading,
+              "subjects": None if chosen is None else [int(c) for c in chosen], "why": why}
+    return OfficialSplit(parts=parts, reading=record)
+
+
+def _split_lists(split_path: Path, split_index: int) -> dict:
     raw = _torch_load(split_path)
     splits = raw.get("splits") if isinstance(raw, dict) else None
     if not isinstance(splits, list | tuple) or not splits:
@@ -161,35 +280,82 @@ def load_official_split(
     split = splits[split_index]
     if not isinstance(split, dict) or not {"train", "val", "test"} <= set(split):
         raise UserError(f"{split_path}: split {split_index} lacks train/val/test index lists")
+    return split
 
-    raw_ids = _raw_ids(dataset)
-    lookup = np.full(int(raw_ids.max()) + 1 if len(raw_ids) else 0, -1, dtype=np.int64)
-    lookup[raw_ids] = np.arange(len(raw_ids))
-    n_raw = dataset.raw_count
 
-    parts = {}
-    for part in ("train", "val", "test"):
-        idx = _index_array(split[part], split_path, part)
-        if len(idx) and idx.min() < 0:
-            raise UserError(f"{split_path}: {part} holds negative index {idx.min()}; the split file is damaged")
-        if n_raw is not None and len(idx) and idx.max() >= n_raw:
+def _check_split_subjects(subjects, dataset: EEGDataset, split_path: Path) -> list[int] | None:
+    if subjects is None:
+        return None
+    chosen = [subjects] if isinstance(subjects, int | np.integer) else list(subjects)
+    known = sorted(set(dataset.subjects.tolist()))
+    for s in chosen:
+        if isinstance(s, bool) or not isinstance(s, int | np.integer) or int(s) not in known:
+            raise UserError(f"{split_path}: unknown subject {s!r} for {dataset.name}; subjects are {known}")
+    if not chosen or len(set(chosen)) != len(chosen):
+        raise UserError(f"subjects={chosen!r}: expected distinct subject numbers from {known}")
+    return [int(s) for s in chosen]
+
+
+def _choose_reading(split_path: Path, indices: dict[str, np.ndarray], dataset: EEGDataset,
+                    chosen: list[int] | None, positions: str) -> tuple[str, str]:
+    """``("full-list" | "subject-filtered", why)`` for the split's indices; refuses a forced reading they do not fit."""
+    single = len(chosen) == 1 if chosen is not None else False
+    if positions == "full-list" or (positions == "auto" and not single):
+        if positions == "auto" and chosen is None:
+            _warn_if_single_subject_file(split_path, indices, dataset)
+        return "full-list", "requested" if positions == "full-list" else "no single-subject filter"
+    if not single:
+        raise UserError(f"{split_path}: positions='subject-filtered' needs exactly one subject (subjects=[4]), got "
+                        f"{'none' if chosen is None else chosen}")
+    if dataset.raw_subjects is None or dataset.raw_count is None or len(dataset.raw_subjects) != dataset.raw_count:
+        raise UserError(f"{dataset.name}: the subject of every raw segment is unknown; load the dataset with load_cvpr40")
+    own = np.flatnonzero(dataset.raw_subjects == chosen[0])
+    everything = np.concatenate(list(indices.values()))
+    largest = int(everything.max()) if len(everything) else -1
+    if largest >= len(own):
+        # an index beyond the subject's own segments can only be a position in the full list
+        if positions == "subject-filtered":
             raise UserError(
-                f"{split_path}: {part} index {idx.max()} is out of range for {dataset.name} ({n_raw} segments); "
-                "use the split file that belongs to this dataset"
+                f"{split_path}: index {largest} is beyond subject {chosen[0]}'s {len(own)} segments, so it cannot "
+                "index the subject-filtered list; use positions='full-list' (or 'auto')"
             )
-        inside = idx[idx < len(lookup)]
-        mapped = lookup[inside]
-        parts[part] = mapped[mapped >= 0]
-    if not any(len(v) for v in parts.values()):
-        raise UserError(
-            f"{split_path}: no index of split {split_index} matches a loaded trial of {dataset.name}; "
-            "use the split file that belongs to this dataset"
+        return "full-list", f"index {largest} >= subject {chosen[0]}'s {len(own)} segments"
+    if positions == "subject-filtered":
+        return "subject-filtered", "requested"
+    if np.array_equal(own[: largest + 1], np.arange(largest + 1)):
+        return "full-list", "both readings select the same segments"  # the subject's segments come first
+    if not np.isin(everything, own).any():
+        return "subject-filtered", f"as full-list positions no index is a segment of subject {chosen[0]}"
+    # Both readings fit. The name decides: the authors' ``_single`` file is the one meant for one subject at a time.
+    if split_path.stem.endswith(SINGLE_SUBJECT_SUFFIX):
+        reading, rule = "subject-filtered", f"the name ends in {SINGLE_SUBJECT_SUFFIX}"
+    else:
+        reading, rule = "full-list", f"the name does not end in {SINGLE_SUBJECT_SUFFIX}"
+    warnings.warn(
+        f"{split_path}: every index is below subject {chosen[0]}'s {len(own)} segments, so it may index either the "
+        f"full list or the subject's own segments; read as {reading} positions because {rule}; pass "
+        "positions='full-list' or 'subject-filtered' to choose",
+        DatasetWarning,
+        stacklevel=3,
+    )
+    return reading, f"ambiguous ranges; {rule}"
+
+
+def _warn_if_single_subject_file(split_path: Path, indices: dict[str, np.ndarray], dataset: EEGDataset) -> None:
+    """A ``_single`` file whose indices all fit inside one subject's segments, used without a subject filter,
+    is most likely being misread: say so rather than silently splitting only the first segments of the file."""
+    everything = np.concatenate(list(indices.values()))
+    if not split_path.stem.endswith(SINGLE_SUBJECT_SUFFIX) or dataset.raw_subjects is None or not len(everything):
+        return
+    fewest = int(np.unique(dataset.raw_subjects, return_counts=True)[1].min())
+    if len(np.unique(dataset.raw_subjects)) > 1 and int(everything.max()) < fewest:
+        warnings.warn(
+            f"{split_path}: every index is below {fewest} (the fewest segments of any subject), so this file may "
+            "index one subject's segments; read as full-list positions of all subjects — pass subjects=[N] "
+            "(--subjects N) to apply it to one subject",
+            DatasetWarning,
+            stacklevel=4,
         )
-    for a, b in (("train", "test"), ("train", "val"), ("val", "test")):
-        shared = np.intersect1d(parts[a], parts[b])
-        if len(shared):
-            raise LeakageError(f"{split_path}: {len(shared)} trials are in both {a} and {b} of split {split_index}")
-    return parts
 
 
 # --- reading -----------------------------------------------------------------------------------

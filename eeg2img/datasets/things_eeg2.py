@@ -3,8 +3,15 @@
 Layout: ``<folder>/sub-01/preprocessed_eeg_training.npy`` and ``preprocessed_eeg_test.npy``, each a
 dict pickled by ``np.save`` with ``preprocessed_eeg_data`` (images × repetitions × channels × times),
 ``ch_names`` and ``times``. Channel names and times are read from the file (the release keeps 17
-channels at 100 Hz; re-preprocessed versions have 63 at 250 Hz). The files are read through
-:mod:`eeg2img.datasets.safe_pickle`, never with ``allow_pickle=True``.
+channels at 100 Hz). The files are read through :mod:`eeg2img.datasets.safe_pickle`, never with
+``allow_pickle=True``.
+
+Files re-preprocessed by ATM's scripts and their forks (63 channels at 250 Hz) load too: they hold
+the same dict written with plain ``pickle.dump``, and their data are cropped by 50 samples at the
+front while ``times`` keeps every sample (ATM's own loader reads ``times[50:]``). When ``times`` is
+longer than the data we take its last ``n_samples`` entries — the front crop those scripts make —
+and say so in a :class:`~eeg2img.datasets.base.DatasetWarning` naming the file; any other length
+mismatch is an error.
 
 Image order follows the image set: concept folders sorted by name (``00001_aardvark``), images
 sorted within each (``aardvark_01b.jpg``); training has 1654 concepts × 10 images, test 200 × 1.
@@ -17,6 +24,7 @@ import hashlib
 import json
 import os
 import re
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +32,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from eeg2img.datasets.base import IMAGE_EXTENSIONS, EEGDataset
-from eeg2img.datasets.safe_pickle import load_pickled_npy
+from eeg2img.datasets.base import IMAGE_EXTENSIONS, DatasetWarning, EEGDataset
+from eeg2img.datasets.safe_pickle import load_pickled_object
 from eeg2img.digest import sha256_of
 from eeg2img.errors import UserError
 
@@ -47,7 +55,9 @@ class PreprocessedEEG:
 
     data: np.ndarray  # images × repetitions × channels × times
     ch_names: tuple[str, ...]
-    times: np.ndarray
+    times: np.ndarray  # one per sample of ``data``
+    written_by: str = "npy"  # "npy" (np.save, the release) or "pickle" (pickle.dump, ATM-style preprocessing)
+    leading_times_dropped: int = 0  # entries of the file's ``times`` before the data's first sample
 
 
 @dataclass(frozen=True)
@@ -61,7 +71,7 @@ class _ImageCatalogue:
 def read_preprocessed(path: str | os.PathLike) -> PreprocessedEEG:
     """Read and check one preprocessed file (restricted unpickling, exact dict shape)."""
     path = Path(path)
-    obj = load_pickled_npy(path)
+    obj, written_by = load_pickled_object(path)
     if not isinstance(obj, dict) or set(obj) != FILE_KEYS:
         found = sorted(map(str, obj)) if isinstance(obj, dict) else type(obj).__name__
         raise UserError(f"{path}: expected a dict with keys {sorted(FILE_KEYS)}, found {found}")
@@ -82,11 +92,26 @@ def read_preprocessed(path: str | os.PathLike) -> PreprocessedEEG:
     if len(ch_names) != data.shape[2]:
         raise UserError(f"{path}: {len(ch_names)} ch_names for {data.shape[2]} channels in preprocessed_eeg_data")
     times = np.asarray(times)
-    if times.ndim != 1 or not np.issubdtype(times.dtype, np.number) or len(times) != data.shape[3]:
-        raise UserError(f"{path}: times must list the {data.shape[3]} sample times, got shape {times.shape}")
+    n_samples = data.shape[3]
+    if times.ndim != 1 or not np.issubdtype(times.dtype, np.number) or len(times) < n_samples:
+        raise UserError(
+            f"{path}: times must list the {n_samples} sample times, got shape {times.shape}; "
+            "regenerate the file with one time per sample"
+        )
     if len(times) > 1 and not np.all(np.diff(times) > 0):
         raise UserError(f"{path}: times must increase strictly")
-    return PreprocessedEEG(data=data, ch_names=tuple(ch_names), times=times.astype(np.float64))
+    dropped = len(times) - n_samples
+    if dropped:
+        # ATM-style preprocessing crops the data at the front and keeps every time (its loader reads times[50:])
+        times = times[dropped:]
+        warnings.warn(
+            f"{path}: times has {dropped} more entries than the data has samples; read as data cropped by "
+            f"{dropped} samples at the front (ATM-style preprocessing), first sample at {float(times[0]):g}",
+            DatasetWarning,
+            stacklevel=2,
+        )
+    return PreprocessedEEG(data=data, ch_names=tuple(ch_names), times=times.astype(np.float64),
+                           written_by=written_by, leading_times_dropped=dropped)
 
 
 def find_subjects(folder: str | os.PathLike) -> dict[int, Path]:
@@ -134,6 +159,8 @@ def load_things_eeg2(
     n_images: dict[str, int] = {}
     reference: tuple[Path, PreprocessedEEG] | None = None
     read: list[Path] = []
+    written_by: dict[str, int] = {}
+    times_dropped: dict[str, int] = {}
     jobs = [(s, p) for s in chosen for p in parts]
     for subject, part in tqdm(jobs, desc="reading THINGS-EEG2", unit="file", disable=None, leave=False):
         path = available[subject] / PARTITION_FILES[part]
@@ -167,6 +194,10 @@ def load_things_eeg2(
         pieces["trial"].extend(tag)
         pieces["partition"].extend([part] * len(eeg))
         read.append(path)
+        writer = "pickle.dump" if rec.written_by == "pickle" else "np.save"
+        written_by[writer] = written_by.get(writer, 0) + 1
+        if rec.leading_times_dropped:
+            times_dropped[f"{path.parent.name}/{path.name}"] = rec.leading_times_dropped
 
     classes, image_ids, labels_of, image_files = _stimuli(catalogues, n_images)
     partition = np.array(pieces["partition"], dtype=str)
@@ -201,6 +232,8 @@ def load_things_eeg2(
         sfreq=_sfreq(reference[1].times),
         fingerprint=fingerprint,
         image_files=image_files,
+        # what was read and how: which files are ATM-style (pickle.dump, front-cropped data)
+        provenance={"files_written_by": written_by, **({"leading_times_dropped": times_dropped} if times_dropped else {})},
     )
 
 

@@ -273,6 +273,10 @@ def _cell_provenance(key: CellKey, dataset: EEGDataset, fold: Fold, job: FoldJob
         config_hash=key.config_hash,
         split_fingerprint=fold.fingerprint,
         dataset_fingerprint=dataset.fingerprint,
+        # how the loader read the source (segments dropped by reason, ATM-style files) and, for an official
+        # split file, how its indices were read: the fingerprints say what was used, these say why
+        dataset_reading=dict(dataset.provenance) or None,
+        split_reading=fold.options.get("official_split"),
         dataset_path=str(dataset.source) if dataset.source else None,
         image_root=str(dataset.image_root) if dataset.image_root else None,
         weights={},
