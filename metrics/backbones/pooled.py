@@ -44,17 +44,21 @@ SWAV_IGNORED_PREFIXES = ("projection_head.", "prototypes.", "fc.")
 class PooledFeatures(Backbone):
     """A torchvision trunk whose global average pool is the feature vector (``key = "avgpool"``)."""
 
-    weights_key = ""
-    size = 224
-    file_hint = ""
+    weights_key = ""  # the eeg2img.weights registry entry
+    size = 224  # MindEye's Resize(size) for this network
+    feature_dim = 2048
 
     def __init__(self, weights: str | Path, device=None, batch_size: int = 32):
-        from eeg2img.weights import weights_record
+        from eeg2img.weights import get_spec, weights_record
 
         super().__init__(device, batch_size)
+        self.preprocessing = (f"MindEye: [0,1] → Resize({self.size}, bilinear, antialias) → ImageNet normalise; "
+                              f"avgpool ({self.feature_dim}-d)")
         path = Path(weights)
         if not path.is_file():
-            raise WeightsNotFoundError(f"{path}: {self.name} weights not found; {self.file_hint}")
+            spec = get_spec(self.weights_key)
+            raise WeightsNotFoundError(f"{path}: {self.name} weights not found; pass {spec.filename} to "
+                                       f"{spec.cli_flag} (download: {spec.url})")
         self.trunk = self.build_trunk(load_state_dict_file(str(path), self.name), str(path))
         self.trunk = self.trunk.to(self.device).eval().requires_grad_(False)
         self.mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
@@ -77,8 +81,6 @@ class InceptionTorchvisionFeatures(PooledFeatures):
     weights_key = "inception-torchvision"
     size = 342
     identification = {"inception-tv": "avgpool"}
-    preprocessing = "MindEye: [0,1] → Resize(342, bilinear, antialias) → ImageNet normalise; avgpool (2048-d)"
-    file_hint = "pass torchvision's inception_v3_google-0cc3c7bd.pth to --inception-tv-weights"
 
     def build_trunk(self, state: dict, path: str) -> nn.Module:
         import torchvision
@@ -93,9 +95,8 @@ class EffNetB1Features(PooledFeatures):
     name = "effnet-b1"
     weights_key = "effnet-b1"
     size = 255
+    feature_dim = 1280
     correlation_distance = {"effnet-b1": "avgpool"}
-    preprocessing = "MindEye: [0,1] → Resize(255, bilinear, antialias) → ImageNet normalise; avgpool (1280-d)"
-    file_hint = "pass torchvision's efficientnet_b1-c27df63c.pth to --effnet-weights"
 
     def build_trunk(self, state: dict, path: str) -> nn.Module:
         import torchvision
@@ -113,8 +114,6 @@ class SwAVFeatures(PooledFeatures):
     weights_key = "swav"
     size = 224
     correlation_distance = {"swav": "avgpool"}
-    preprocessing = "MindEye: [0,1] → Resize(224, bilinear, antialias) → ImageNet normalise; avgpool (2048-d)"
-    file_hint = "pass facebookresearch/swav's swav_800ep_pretrain.pth.tar to --swav-weights"
 
     def build_trunk(self, state: dict, path: str) -> nn.Module:
         import torchvision
