@@ -2,7 +2,7 @@
 
 Budgets on the 2-core development machine: ``eeg2img demo --quick`` ≤ 90 s, ``eeg2img demo`` (3 subjects
 × 10 classes × 20 images, 16 methods × per-subject and LOSO, every offline metric, the report) ≤ 420 s,
-``eeg2img demo --track things`` (the THINGS-EEG2 zero-shot track: 3 subjects, 60 training and 20 test
+``eeg2img demo --track things`` (the THINGS-EEG2 zero-shot track: 3 subjects, 60 training and 50 test
 concepts, 6 methods × zero-shot and zero-shot-loso, retrieval and image metrics, the report) ≤ 300 s.
 Each round starts from an empty output directory, so the dataset, the in-domain backbone and the demo
 diffusion model are built inside the timed call, as on a fresh machine. The budget is asserted here — a
