@@ -69,3 +69,74 @@ def test_nway_expectation_equals_the_peers_loop_enumerated_with_ties():
     loop = peer_nway_top_k_acc(probs[0], int(target[0]), n_way=3, num_trials=4000, top_k=1,
                                rng=np.random.default_rng(3))
     assert loop == pytest.approx(peer_nway_expectation(probs[:1], target[:1], 3, 1)[0], abs=0.03)
+
+
+def test_non_antialiased_resize_equals_torchvision_before_0_17():
+    from torchvision.transforms import functional as TF
+
+    x = torch.rand(2, 3, 96, 128, generator=torch.Generator().manual_seed(4))
+    # torchvision <= 0.16 resized tensors with antialias=False by default
+    torch.testing.assert_close(peers.peer_resize(x, 50, antialias=False),
+                               TF.resize(x, [50, 50], antialias=False).clamp(0, 1), rtol=0, atol=1e-6)
+    assert (peers.peer_resize(x, 50, antialias=False) - peers.peer_resize(x, 50)).abs().max() > 1e-2
+
+
+def test_peer_tie_rule_equals_torchmetrics_accuracy_and_favours_the_target():
+    from torchmetrics.functional.classification import multiclass_accuracy
+
+    from metrics.accuracy import nway_topk_accuracy
+
+    rng = np.random.default_rng(1)
+    probs = np.round(rng.random((6, 12)), 1).astype(np.float32)  # rounded: many ties with the target
+    target = rng.integers(0, 12, 6)
+    for i in range(6):
+        pick = [c for c in range(12) if c != target[i]]
+        for seed in range(20):  # one trial per seed: the same draw as the loop makes
+            ours = peer_nway_top_k_acc(probs[i], int(target[i]), 5, 1, 1, np.random.default_rng(seed))
+            sampled = np.random.default_rng(seed).choice(pick, 4, replace=False)
+            picked = torch.from_numpy(np.concatenate([[probs[i, target[i]]], probs[i, sampled]]))
+            ref = multiclass_accuracy(picked[None], torch.tensor([0]), num_classes=5, top_k=1, average="micro")
+            assert ours == float(ref)
+    # every score tied: the peers count a success, the suite a failure
+    flat = np.zeros((4, 12))
+    assert peer_nway_expectation(flat, np.arange(4), 5, 1).tolist() == [1.0] * 4
+    assert nway_topk_accuracy(flat, np.arange(4), n_way=5, top_k=1, draws=None).tolist() == [0.0] * 4
+
+
+def test_peer_backbone_inputs_equal_torchvision_transforms():
+    import torchvision
+    from torchvision import transforms as T
+
+    a = np.random.default_rng(2).integers(0, 256, (3, 64, 64, 3)).astype(np.uint8)
+    x = torch.from_numpy(a).permute(0, 3, 1, 2).float() / 255
+    net = torchvision.models.inception_v3(weights=None, aux_logits=True, transform_input=True, init_weights=False)
+    bilinear = T.InterpolationMode.BILINEAR
+    norm = T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    expected = net._transform_input(norm(T.Resize(342, interpolation=bilinear, antialias=True)(x)))
+    torch.testing.assert_close(peers.peer_inception_tv_input(a), expected, rtol=0, atol=1e-5)
+    clip = T.Compose([T.Resize(224, interpolation=bilinear, antialias=True), T.Normalize(peers.CLIP_MEAN, peers.CLIP_STD)])
+    torch.testing.assert_close(peers.peer_clip_input(a), clip(x), rtol=0, atol=1e-5)
+    assert peers.suite_clip_input(a).shape == (3, 3, 224, 224)
+    assert peers.suite_inception_tf_input(a).shape == (3, 3, 299, 299)
+
+
+def test_table_has_one_finite_row_per_difference(tmp_path):
+    from metrics.backbones.indomain import SynthCNNConfig
+
+    stimuli, recons, labels = peers.build_image_set(tmp_path / "data", n_classes=10, images_per_class=3, size=48)
+    assert stimuli.shape == recons.shape == (30, 48, 48, 3) and not np.array_equal(stimuli, recons)
+    assert np.array_equal(peers.degrade(stimuli, labels), recons)  # seeded
+    stimuli, recons, labels = stimuli[::3], recons[::3], labels[::3]  # one pair per class: the 425-px metrics are slow
+    rows = peers.measure(stimuli, recons, labels, cache_dir=tmp_path / "cache",
+                         cnn_config=SynthCNNConfig(epochs=1, min_steps=15))  # a short training: plumbing only
+    assert len({r.difference for r in rows}) == 8 and len(rows) == 12
+    for r in rows:
+        assert r.n == 10 and np.isfinite(r.delta)
+        if r.peer is not None:
+            assert np.isfinite(r.peer) and np.isfinite(r.suite) and r.delta == pytest.approx(r.peer - r.suite)
+    ties = [r for r in rows if "tie rule" in r.difference]
+    assert len(ties) == 2 and all(r.delta >= 0 for r in ties)  # under the peers' rule ties only help the target
+    inputs = [r for r in rows if r.peer is None]
+    assert len(inputs) == 2 and all("needs the real weights" in r.note for r in inputs)
+    assert any("--backbone inception-tf,inception-tv" in r.note for r in inputs)
+    assert len(peers.markdown_table(rows).splitlines()) == len(rows) + 2
