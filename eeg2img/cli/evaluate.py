@@ -105,12 +105,16 @@ def _aligned(mapping: dict[str, object], stems: list[str], path: Path, what: str
 
 
 # --------------------------------------------------------------------------------------------- backbones
+# MindEye's pooled-feature backbones and the option that names each one's weights file
+POOLED_WEIGHT_FLAGS = {"inception-tv": "inception_tv_weights", "effnet-b1": "effnet_weights", "swav": "swav_weights"}
+
+
 def build_backbones(args: argparse.Namespace, metrics: list[str]) -> list:
     from eeg2img.weights import resolve_weights
     from metrics.backbones.alexnet import AlexNetFeatures
     from metrics.backbones.classifier import ImageNetClassifier
     from metrics.backbones.inception import build_inception
-    from metrics.backbones.pooled import EffNetB1Features, InceptionTorchvisionFeatures, SwAVFeatures
+    from metrics.backbones.registry import build_backbone
 
     model_metrics = [m for m in metrics if m not in ("ssim", "pixcorr", "clip")]
     if args.backbone is not None:  # explicit, possibly empty ("" or "none": only --proxy-backbone / CLIP)
@@ -131,13 +135,8 @@ def build_backbones(args: argparse.Namespace, metrics: list[str]) -> list:
             out.append(build_inception(args.inception_weights, resize=args.resize, device=args.device))
         elif name == "alexnet":
             out.append(AlexNetFeatures(resolve_weights("alexnet", args.alexnet_weights), device=args.device))
-        elif name == "inception-tv":
-            out.append(InceptionTorchvisionFeatures(resolve_weights("inception-torchvision", args.inception_tv_weights),
-                                                    device=args.device))
-        elif name == "effnet-b1":
-            out.append(EffNetB1Features(resolve_weights("effnet-b1", args.effnet_weights), device=args.device))
-        elif name == "swav":
-            out.append(SwAVFeatures(resolve_weights("swav", args.swav_weights), device=args.device))
+        elif name in POOLED_WEIGHT_FLAGS:
+            out.append(build_backbone(name, weights=getattr(args, POOLED_WEIGHT_FLAGS[name]), device=args.device))
         elif name == "classifier":
             weights = args.classifier_weights or resolve_weights("resnet50")
             out.append(ImageNetClassifier(weights, arch=args.classifier_arch, device=args.device))
