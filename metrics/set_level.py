@@ -130,6 +130,8 @@ def _batched_resamples(fn, arrays: tuple[np.ndarray, ...], options: SetLevelOpti
         # Resampled rows lie in the span of all rows: project once, then every resample at once.
         p, r = span_coordinates(*arrays)
         return lambda indices: fid_of_resamples(p, r, indices)
+    # Only this path pairs distinct trials (kid_of_resamples); the loop over random subsets of a resample
+    # (N > kid_subset_size) still pairs a repeated trial with itself.
     if fn is _kid and options.kid_subset_size >= len(arrays[0]):
         from metrics.kid import kid_of_resamples
 

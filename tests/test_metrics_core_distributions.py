@@ -51,6 +51,32 @@ def test_fid_of_resamples_equals_fid_of_each_resample():
     assert fast_ci == pytest.approx(loop_ci, rel=1e-9)
 
 
+def _kid_over_distinct_trials(a, b, rows):
+    """Unbiased MMD² (KID's cubic kernel) of a resample, the within-set means over pairs of distinct trials."""
+    x, y = a[rows].astype(np.float64), b[rows].astype(np.float64)
+    k = lambda u, v: (u @ v.T / a.shape[1] + 1.0) ** 3  # noqa: E731
+    distinct = rows[:, None] != rows[None, :]
+    return k(x, x)[distinct].mean() + k(y, y)[distinct].mean() - 2 * k(x, y).mean()
+
+
+def test_kid_bootstrap_is_centred_on_the_estimate_when_trials_repeat():
+    # Same distribution, 20 trials: a resample repeats about 7 trials. Pairing a repeated trial with itself
+    # would add k(x, x) to the between-sample terms and move every resample up.
+    from metrics.kid import kid_of_resamples
+    from metrics.stats import resample_indices
+
+    a, b = _features(20, 6, 51), _features(20, 6, 52)
+    estimate = kid_from_features(a, b, subsets=3)[0]
+    indices = resample_indices(20, 400, seed=1)
+    distinct = kid_of_resamples(a, b, indices)
+    counted = np.array([kid_from_features(a[i], b[i], subsets=1)[0] for i in indices])
+    spread = distinct.std()
+    assert abs(distinct.mean() - estimate) < 0.25 * spread, (distinct.mean(), estimate, spread)
+    assert counted.mean() - estimate > 0.5 * spread, (counted.mean(), estimate, spread)
+    low, high = np.percentile(distinct, [2.5, 97.5])
+    assert low <= estimate <= high
+
+
 def test_kid_and_is_of_resamples_equal_each_resample():
     from metrics.inception_score import inception_score_of_resamples
     from metrics.kid import kid_of_resamples
@@ -59,7 +85,11 @@ def test_kid_and_is_of_resamples_equal_each_resample():
     a, b = _features(30, 6, 41), _features(30, 6, 42, shift=0.4)
     indices = resample_indices(30, 20, seed=5)
     kid = kid_of_resamples(a, b, indices)
-    np.testing.assert_allclose(kid, [kid_from_features(a[i], b[i], subsets=7, seed=3)[0] for i in indices], rtol=1e-9)
+    np.testing.assert_allclose(kid, [_kid_over_distinct_trials(a, b, i) for i in indices], rtol=1e-9)
+    # without a repeated trial (a permutation) it is the reference KID of those rows
+    orders = np.stack([np.random.default_rng(k).permutation(30) for k in range(5)])
+    np.testing.assert_allclose(kid_of_resamples(a, b, orders),
+                               [kid_from_features(a[i], b[i], subsets=7, seed=3)[0] for i in orders], rtol=1e-9)
     logits = _features(30, 5, 43) * 3
     score = inception_score_of_resamples(logits, indices, splits=3)
     np.testing.assert_allclose(score, [inception_score_from_logits(logits[i], splits=3)[0] for i in indices],
@@ -82,7 +112,9 @@ def test_set_level_kid_and_is_cis_are_the_bootstrap_of_the_reference_metric(metr
         reference = lambda x: inception_score_from_logits(x, splits=options.splits(len(x)))[0]  # noqa: E731
     row = compute(metric, arrays, options)
     assert row["value"] == pytest.approx(reference(*arrays), rel=1e-9)
-    expected = bootstrap_set_metric(reference, *arrays, n_boot=30, seed=3)
+    # KID's resamples pair distinct trials only (see test_kid_bootstrap_is_centred_on_the_estimate_...)
+    batched = (lambda idx: [_kid_over_distinct_trials(a, b, i) for i in idx]) if metric == "kid" else None
+    expected = bootstrap_set_metric(reference, *arrays, n_boot=30, seed=3, batched=batched)
     assert (row["ci_low"], row["ci_high"]) == pytest.approx(expected, rel=1e-9)
 
 
