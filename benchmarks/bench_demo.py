@@ -14,8 +14,10 @@ floor on ACC and N-way, both protocols), every learned baseline above floor-rand
 LOSO < per-subject for NeuroImagen must hold at p_holm < 0.05; the quick demo must show the ladder on
 the means; the things track must show every embedding method above floor-random and the contrastive
 encoders above embedding-ridge on zero-shot top-1, and zero-shot-loso below zero-shot (issue 15's proof;
-not all hold yet — the failing ones are that issue's gate). The ablation claims are printed, and asserted where ``ABLATION_HOLDS`` says the demo model can
-show them (see docs/neuroimagen.md, "Ablation at demo scale").
+not all hold yet — the failing ones are that issue's gate). The ablation claims are printed, and those on
+the metrics in ``ABLATION_ASSERTED`` are asserted in the default demo: Table 3's ACC pattern (label variants
+above saliency-only) holds there; its SSIM pattern cannot at demo scale (docs/neuroimagen.md, "Ablation at
+demo scale").
 """
 
 from __future__ import annotations
@@ -29,16 +31,16 @@ import pytest
 BUDGET_S = {"quick": 90.0, "full": 420.0, "things": 300.0}
 ASSERTED = {"full": ("ladder", "learned", "gap"), "quick": (), "things": ("zero-shot", "zs-gap")}
 ON_MEANS = {"full": (), "quick": ("ladder",), "things": ()}
-ABLATION_HOLDS = False
+ABLATION_ASSERTED = ("acc",)  # metrics whose ablation claims the default demo must show
 
 
 def check_claims(claims: pd.DataFrame, mode: str) -> list[str]:
     """The claims this mode must show that it does not, one line each (empty: all hold)."""
     failures = []
-    asserted = set(ASSERTED[mode]) | ({"ablation"} if ABLATION_HOLDS and mode == "full" else set())
     for r in claims.itertuples(index=False):
         text = f"{r.claim} {r.protocol} {r.metric}: {r.better} > {r.worse} (diff {r.diff:+.3f}, p_holm {r.p_holm:.2g})"
-        if r.claim in asserted and not r.holds:
+        asserted = r.claim in ASSERTED[mode] or (mode == "full" and r.claim == "ablation" and r.metric in ABLATION_ASSERTED)
+        if asserted and not r.holds:
             failures.append(text)
         elif r.claim in ON_MEANS[mode] and not r.holds_on_means:
             failures.append(text + " — wrong direction on the means")

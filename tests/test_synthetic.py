@@ -119,7 +119,8 @@ def test_side_files(tiny_synth_dir, tiny_raw):
         assert np.ptp(latents["class_semantic"][labels == c], axis=0).max() == 0
 
     meta = json.loads((tiny_synth_dir / "synth_meta.json").read_text())
-    assert meta["params"] == {**TINY, "block_drift": 0.0, "n_samples": 500, "n_channels": 128, "signal_strength": 1.0}
+    assert meta["params"] == {**TINY, "block_drift": 0.0, "n_samples": 500, "n_channels": 128, "signal_strength": 1.0,
+                              "subject_variability": 1.0}
     assert meta["forward_model"] == synth_forward.FORWARD_MODEL_VERSION and meta["sfreq"] == 1000.0
     assert len(meta["ch_names"]) == 128 and meta["latent_columns"] == list(synth_forward.LATENT_COLUMNS)
     assert not list(tiny_synth_dir.parent.glob(".*.partial"))  # no staging folder left behind
@@ -302,6 +303,35 @@ def test_subjects_differ_in_snr(decoding_set):
     assert np.argsort(estimates).tolist() == np.argsort(factors).tolist()
 
 
+def _subject_departure(variability: float) -> tuple[float, float, float]:
+    """Across 4 subjects: mean correlation between two subjects' evoked scalp patterns, between their
+    read-out weights, and the spread of their component latencies (ms)."""
+    shared = synth_forward.shared_model(0)
+    models = [synth_forward.subject_model(shared, s, 0, 32, 500, 1.0, 1.0, variability) for s in range(1, 5)]
+    n = synth_forward.N_EVOKED
+    patterns = [m.mixing[:, :n] for m in models]
+    pattern_r = np.mean([np.corrcoef(a[:, k], b[:, k])[0, 1] for i, a in enumerate(patterns)
+                         for b in patterns[i + 1:] for k in range(n)])
+    weight_r = np.mean([np.sum(a.weights * b.weights, axis=1).mean() for i, a in enumerate(models)
+                        for b in models[i + 1:]])
+    latency_sd = np.std([m.component_latency_ms for m in models], axis=0).mean()
+    return float(pattern_r), float(weight_r), float(latency_sd)
+
+
+def test_subject_variability_scales_how_far_subjects_depart_from_the_shared_model():
+    identical, default, double = (_subject_departure(v) for v in (0.0, 1.0, 2.0))
+    assert identical[0] == pytest.approx(1.0, abs=1e-6) and identical[1] == pytest.approx(1.0)
+    assert identical[2] == pytest.approx(0.0, abs=1e-9)
+    for k in range(3):  # patterns and weights correlate less, latencies spread more
+        worse = (lambda a, b: a < b) if k < 2 else (lambda a, b: a > b)
+        assert worse(double[k], default[k]) and worse(default[k], identical[k]), (k, identical, default, double)
+    # 1.0 is the forward model's own subjects: the default call draws the same arrays
+    shared = synth_forward.shared_model(0)
+    a = synth_forward.subject_model(shared, 2, 0, 32, 500, 1.0, 1.0)
+    b = synth_forward.subject_model(shared, 2, 0, 32, 500, 1.0, 1.0, 1.0)
+    assert np.array_equal(a.mixing, b.mixing) and np.array_equal(a.weights, b.weights)
+
+
 def _trial_means(folder):
     eeg, f = _arrays(_load_eeg(folder / "eeg_synth.pth"))
     return eeg.mean(-1), f["label"], f["subject"]
@@ -340,6 +370,8 @@ def test_block_drift_reproduces_the_block_design_confound(tmp_path):
         {"block_drift": -0.5},
         {"block_drift": math.nan},
         {"signal_strength": math.inf},
+        {"subject_variability": -1.0},
+        {"subject_variability": "high"},
         {"n_samples": 400},
         {"n_channels": 100},
         {"subjects": True},

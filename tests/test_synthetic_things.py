@@ -150,6 +150,7 @@ def test_a_seed_fixes_every_file_and_ensure_reuses_or_regenerates(tmp_path):
     ({"train_concepts": 100, "test_concepts": 100}, "stimulus catalogue has 160"),
     ({"test_repetitions": 0}, "test_repetitions=0"),
     ({"signal_strength": float("nan")}, "signal_strength=nan"),
+    ({"subject_variability": -0.5}, "subject_variability=-0.5"),
     ({"subjects": 100}, "subjects=100"),
     ({"train_concepts": 2, "test_concepts": 20}, "ask for 8 or more training concepts"),
     ({"colour": "red"}, "unknown synthetic THINGS-EEG2 parameters"),

@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--image-size", type=_positive, default=64)
     synth.add_argument("--signal-strength", type=float, default=1.0, help="scale of the stimulus-driven EEG signal")
+    synth.add_argument("--subject-variability", type=float, default=1.0,
+                       help="how far each subject departs from the shared forward model (0: identical subjects)")
     synth.add_argument("--no-progress", action="store_true")
     for flag, kind, default, help_text in SYNTH_FORMAT_OPTIONS:
         synth.add_argument(flag, type=_positive if flag != "--block-drift" else float, default=None,
@@ -159,7 +161,7 @@ def _synth(args) -> int:
             continue
         chosen[flag[2:].replace("-", "_")] = default if value is None else value
     common = dict(seed=args.seed, image_size=args.image_size, signal_strength=args.signal_strength,
-                  progress=not args.no_progress)
+                  subject_variability=args.subject_variability, progress=not args.no_progress)
     if args.format == "things-eeg2":
         from eeg2img.datasets.synthetic_things import generate_things_eeg2
 

@@ -303,21 +303,23 @@ def subject_model(
     n_samples: int,
     snr_factor: float,
     signal_strength: float,
+    subject_variability: float = 1.0,
 ) -> SubjectModel:
     rng = rng_for(seed, KEY_SUBJECT, subject)
     _, directions = montage(n_channels)
+    v = subject_variability  # scales every departure from the shared model; 1.0 draws erp-mix-1's exact subjects
 
     evoked_patterns = []
     for centre, width in zip(shared.centres, shared.widths):
-        moved = _unit(centre + rng.normal(0.0, 0.12 / np.sqrt(2.0), 3))
-        own = scalp_pattern(directions, moved, width * np.exp(rng.normal(0.0, 0.1)))
-        mixed = own + 0.35 * _random_smooth_field(rng, directions)
+        moved = _unit(centre + v * rng.normal(0.0, 0.12 / np.sqrt(2.0), 3))
+        own = scalp_pattern(directions, moved, width * np.exp(v * rng.normal(0.0, 0.1)))
+        mixed = own + v * 0.35 * _random_smooth_field(rng, directions)
         evoked_patterns.append(mixed / np.sqrt(np.mean(mixed**2)))
-    weights = shared.weights + 0.25 * rng.standard_normal(shared.weights.shape) / np.sqrt(shared.weights.shape[1])
+    weights = shared.weights + v * 0.25 * rng.standard_normal(shared.weights.shape) / np.sqrt(shared.weights.shape[1])
     weights /= np.linalg.norm(weights, axis=1, keepdims=True)
 
-    latency_shift = np.clip(rng.normal(0.0, 8.0, len(COMPONENTS)), -20.0, 20.0)
-    width_scale = np.exp(rng.normal(0.0, 0.1, len(COMPONENTS)))
+    latency_shift = np.clip(v * rng.normal(0.0, 8.0, len(COMPONENTS)), -20.0 * v, 20.0 * v)
+    width_scale = np.exp(v * rng.normal(0.0, 0.1, len(COMPONENTS)))
     latency = np.array([COMPONENTS[j].latency_ms for j in shared.component_of]) + latency_shift[shared.component_of]
     width = np.array([COMPONENTS[j].width_ms for j in shared.component_of]) * width_scale[shared.component_of]
 

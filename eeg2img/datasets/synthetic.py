@@ -71,11 +71,14 @@ def generate_synthetic(
     progress: bool = True,
     *,
     signal_strength: float = 1.0,
+    subject_variability: float = 1.0,
 ) -> Path:
     """Write a synthetic set into ``out_dir`` and return the path of its EEG file.
 
     ``block_drift`` scales the per-block slow drift (0: none; 1.0: trial means identify the block);
-    ``signal_strength`` scales every subject's stimulus-evoked response (1.0: the default SNR).
+    ``signal_strength`` scales every subject's stimulus-evoked response (1.0: the default SNR);
+    ``subject_variability`` scales how far each subject departs from the shared forward model (scalp
+    patterns, read-out weights, latencies; 0: identical subjects, 1.0: the default).
     """
     params = _validated_params(
         subjects=subjects,
@@ -87,6 +90,7 @@ def generate_synthetic(
         n_samples=n_samples,
         n_channels=n_channels,
         signal_strength=signal_strength,
+        subject_variability=subject_variability,
     )
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -127,6 +131,7 @@ _DEFAULTS = dict(
     n_samples=500,
     n_channels=128,
     signal_strength=1.0,
+    subject_variability=1.0,
 )
 
 
@@ -184,6 +189,8 @@ def _validated_params(**p) -> dict:
         ),
         "n_channels": int(n_channels),
         "signal_strength": _float_param("signal_strength", p["signal_strength"], "1.0 is the default evoked response"),
+        "subject_variability": _float_param("subject_variability", p["subject_variability"],
+                                            "0 makes the subjects identical, 1.0 is the default"),
     }
 
 
@@ -268,7 +275,8 @@ def _write_eeg(root: Path, p: dict, trials, latents, image_class, class_names, s
     with bar:
         for s in range(1, p["subjects"] + 1):
             rows = np.flatnonzero(trials["subject"] == s)
-            model = fwd.subject_model(shared, s, p["seed"], n_ch, n_t, snr[s - 1], p["signal_strength"])
+            model = fwd.subject_model(shared, s, p["seed"], n_ch, n_t, snr[s - 1], p["signal_strength"],
+                                      p["subject_variability"])
             block = trials["block"][rows]
             recording = fwd.Recording(
                 latents[trials["image"][rows]], block - block.min(), trials["position"][rows], p["images_per_class"]

@@ -64,7 +64,7 @@ _DECIMATION = int(fwd.SFREQ / RELEASE_SFREQ)
 _ONSET_SAMPLE = int(round(-EPOCH_START_S * fwd.SFREQ))
 
 _DEFAULTS = dict(subjects=3, train_concepts=60, test_concepts=20, images_per_concept=10, train_repetitions=4,
-                 test_repetitions=80, seed=0, image_size=64, signal_strength=1.0)
+                 test_repetitions=80, seed=0, image_size=64, signal_strength=1.0, subject_variability=1.0)
 _SPLIT_KEY = 101  # seed-sequence key of the train/test concept draw (apart from the forward model's keys)
 
 
@@ -123,10 +123,12 @@ def _validated(**p) -> dict:
     if out["train_concepts"] + out["test_concepts"] > stim.MAX_CLASSES:
         raise UserError(f"train_concepts + test_concepts = {out['train_concepts'] + out['test_concepts']}: the "
                         f"stimulus catalogue has {stim.MAX_CLASSES} concepts; ask for fewer")
-    strength = p["signal_strength"]
-    if isinstance(strength, bool) or not isinstance(strength, int | float) or not np.isfinite(strength) or strength < 0:
-        raise UserError(f"signal_strength={strength!r}: must be a finite number >= 0; 1.0 is the default evoked response")
-    out["signal_strength"] = float(strength)
+    for name, fix in (("signal_strength", "1.0 is the default evoked response"),
+                      ("subject_variability", "0 makes the subjects identical, 1.0 is the default")):
+        v = p[name]
+        if isinstance(v, bool) or not isinstance(v, int | float) or not np.isfinite(v) or v < 0:
+            raise UserError(f"{name}={v!r}: must be a finite number >= 0; {fix}")
+        out[name] = float(v)
     return out
 
 
@@ -219,7 +221,8 @@ def _write_eeg(root: Path, p: dict, latents: dict, repetitions: dict, progress: 
                disable=None if progress else True)
     with bar:
         for s in range(1, p["subjects"] + 1):
-            model = fwd.subject_model(shared, s, p["seed"], SOURCE_MONTAGE, n_source, snr[s - 1], p["signal_strength"])
+            model = fwd.subject_model(shared, s, p["seed"], SOURCE_MONTAGE, n_source, snr[s - 1], p["signal_strength"],
+                                      p["subject_variability"])
             model = dataclasses.replace(model, mixing=np.ascontiguousarray(model.mixing[keep]))
             n = len(all_latents)
             recording = fwd.Recording(all_latents, np.zeros(n, np.int64), np.arange(n), n)
