@@ -138,6 +138,29 @@ def test_pixcorr_matches_np_corrcoef_on_mindeye_preprocessing():
     np.testing.assert_allclose(got, expected, atol=1e-6)
 
 
+@pytest.mark.parametrize("pred_shape, ref_shape, size", [
+    ((32, 32), (32, 32), 425),  # the demo: 32 px scored at 425 px
+    ((20, 30), (33, 17), 40),  # non-square, and pred and ref of different sizes
+    ((24, 24), (64, 64), 48),  # ref shrunk: the resize is formed as before
+])
+def test_pixcorr_without_forming_the_enlarged_images_equals_resizing_first(pred_shape, ref_shape, size):
+    # The enlarged-image path sums quadratic forms of the resize matrices instead of 425² pixels; it must
+    # be the correlation of torchvision's resized images (np.corrcoef on them, float64) to rounding.
+    rng = np.random.default_rng(11)
+    pred = rng.integers(0, 256, (6, *pred_shape, 3), dtype=np.uint8)
+    ref = rng.integers(0, 256, (6, *ref_shape, 3), dtype=np.uint8)
+    ref[:, : ref_shape[0] // 2] //= 3  # structure both images share
+    pred[:, : pred_shape[0] // 2] //= 3
+    pred[0] = 128  # a constant reconstruction: no correlation, counted 0
+    with pytest.warns(UserWarning, match="1 of 6 image pairs contain a constant image"):
+        got = pixcorr(pred, ref, size=size)
+    resize = T.Resize((size, size), interpolation=T.InterpolationMode.BILINEAR)
+    up = [resize(torch.from_numpy(a).permute(0, 3, 1, 2).double() / 255).flatten(1).numpy() for a in (pred, ref)]
+    expected = [0.0] + [np.corrcoef(p, r)[0, 1] for p, r in zip(up[0][1:], up[1][1:])]
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+    assert np.all(np.abs(got[1:]) > 0.05)  # not a trivially zero correlation
+
+
 def test_pixcorr_extremes_and_constant_images():
     _, ref = _image_pair(2, 16, 16, seed=9)
     np.testing.assert_allclose(pixcorr(ref, ref, size=None), 1.0, atol=1e-9)
