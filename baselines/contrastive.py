@@ -15,8 +15,9 @@ not negatives of each other: their targets share the probability mass. **Model s
 only**: after every epoch the encoder embeds the fold's validation trials — on a zero-shot fold, concepts
 never trained on — scored by the exact 2-way identification of the validation stimuli; the best epoch's
 weights are kept (ties: the later). The peers select the epoch on the test set. Without validation trials
-the last epoch is kept. ``embed`` returns the trial's embedding; ``reconstruct`` the training stimulus
-nearest to it (cosine).
+the last epoch is kept. ``embed`` returns the trial's embedding; ``reconstruct`` decodes it
+(:mod:`baselines.embedding_decoder`). The trained encoder is a stage of the fold's cache, so the runner's
+prefit job trains it while another worker builds the decoder's diffusion model.
 """
 
 from __future__ import annotations
@@ -27,13 +28,16 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from baselines._common import check_fitted, check_test_eeg
-from baselines.retrieval import _EmbeddingRetrieval
+from baselines._common import cache_root, check_fitted, check_test_eeg
+from baselines.embedding_decoder import DecoderSettings
+from baselines.retrieval import QUICK_EMBEDDING, _EmbeddingMethod
 from eeg2img.datasets.base import EEGDataset
 from eeg2img.devices import optimizer_options, resolve_device
+from eeg2img.errors import UserError
 from eeg2img.methods import register
-from eeg2img.params import check_choice, check_device, check_float, check_int
+from eeg2img.params import check_choice, check_device, check_float, check_int, takes_settings
 from eeg2img.seeding import torch_seeded
+from reconstruct.stages import DiffusionSettings, StageCache, train_key
 
 
 class _TSConv(nn.Module):
@@ -88,13 +92,59 @@ class _Encoder(nn.Module):
         return self.head(self.conv(eeg))
 
 
-class _ContrastiveEncoder(_EmbeddingRetrieval):
+# The diffusion settings the encoders do not take: strength (see EMBEDDING_EXCLUDED), and the two they declare
+# themselves — ``device`` serves the diffusion stage too; ``batch_size`` is the encoder's, sampling keeps 16.
+CONTRASTIVE_EXCLUDED = ("strength", "device", "batch_size")
+
+
+class _FittedEncoder:
+    """A trained encoder and what ``embed`` needs with it, saved in the fold's stage cache."""
+
+    what = "contrastive encoder"
+
+    def __init__(self, architecture: str, state: dict[str, torch.Tensor], eeg_mean: np.ndarray, eeg_scale: np.ndarray,
+                 meta: dict):
+        self.architecture, self.state, self.eeg_mean, self.eeg_scale, self.meta = (architecture, state, eeg_mean,
+                                                                                     eeg_scale, meta)
+
+    def restore_into(self, method: _ContrastiveEncoder) -> None:
+        meta = self.meta
+        method.eeg_mean_, method.eeg_scale_ = self.eeg_mean, self.eeg_scale
+        method.eeg_shape_ = tuple(meta["eeg_shape"])
+        with torch.random.fork_rng(devices=[]):  # the initial weights drawn here are replaced: keep the caller's RNG
+            encoder = _Encoder(self.architecture, *method.eeg_shape_, meta["out_dim"])
+        encoder.load_state_dict(self.state)
+        method.encoder_ = encoder.eval()
+        method.history_ = list(meta["history"])
+        method.val_scores_ = {int(k): float(v) for k, v in meta["val_scores"].items()}
+        method.selected_epoch_ = int(meta["selected_epoch"])
+
+    def save(self, directory):
+        from reconstruct.stages import save_stage
+
+        state = {f"encoder.{k}": v for k, v in self.state.items()}
+        state.update(eeg_mean=torch.from_numpy(self.eeg_mean), eeg_scale=torch.from_numpy(self.eeg_scale))
+        return save_stage(directory, state, {**self.meta, "architecture": self.architecture})
+
+    @classmethod
+    def load(cls, directory) -> _FittedEncoder:
+        from reconstruct.stages import load_stage
+
+        state, meta = load_stage(directory, cls.what)
+        try:
+            encoder = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
+            return cls(meta["architecture"], encoder, state["eeg_mean"].numpy(), state["eeg_scale"].numpy(), meta)
+        except KeyError as err:
+            raise UserError(f"{directory}: {cls.what} files lack {err}; delete the entry to retrain it") from None
+
+
+class _ContrastiveEncoder(_EmbeddingMethod):
     architecture = "nice"
     uses_cuda = True
 
     def __init__(self, seed: int = 0, image_size: int | None = None, space: str = "synth-cnn:fold-train",
                  epochs: int = 40, batch_size: int = 64, lr: float = 1e-3, weight_decay: float = 1e-3,
-                 temperature: float = 0.07, select: str = "val", device: str = "cpu"):
+                 temperature: float = 0.07, select: str = "val", device: str = "auto"):
         self.seed, self.image_size, self.space = seed, image_size, space
         self.epochs, self.batch_size, self.lr, self.weight_decay = epochs, batch_size, lr, weight_decay
         self.temperature, self.select, self.device = temperature, select, device
@@ -112,8 +162,24 @@ class _ContrastiveEncoder(_EmbeddingRetrieval):
     def _standardise(self, eeg: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(((eeg - self.eeg_mean_) / self.eeg_scale_).astype(np.float32))
 
-    def fit(self, train: EEGDataset, val: EEGDataset | None = None) -> _ContrastiveEncoder:
+    def prefit(self, train: EEGDataset, val: EEGDataset | None = None) -> None:
+        """Train the encoder into the stage cache (a prefit job, while another worker builds the diffusion model)."""
+        self._fit_embedding(train, val)
+
+    def _fit_embedding(self, train: EEGDataset, val: EEGDataset | None) -> None:
+        from reconstruct.stages import stage_key
+
         rows, _ = self._fit_space(train)
+        device = str(resolve_device(self.device, self.name))
+        own = {k: getattr(self, k) for k in ("seed", "image_size", "space", "epochs", "batch_size", "lr",
+                                             "weight_decay", "temperature", "select")}
+        key = stage_key("contrastive-encoder", self.architecture, self.version, own, device, train_key(train),
+                          None if val is None else train_key(val), self.embedder_.weights_sha256)[:24]
+        fitted = StageCache(cache_root(self)).get(key, "contrastive-encoder", _FittedEncoder.load,
+                                                  lambda: self._train(train, val, rows, device))
+        fitted.restore_into(self)
+
+    def _train(self, train: EEGDataset, val: EEGDataset | None, rows: np.ndarray, device: str) -> _FittedEncoder:
         eeg = np.asarray(train.eeg, dtype=np.float64)
         self.eeg_mean_ = eeg.mean(axis=(0, 2), keepdims=True)[0]
         self.eeg_scale_ = np.maximum(eeg.std(axis=(0, 2), keepdims=True)[0], 1e-6)
@@ -122,16 +188,15 @@ class _ContrastiveEncoder(_EmbeddingRetrieval):
         targets = torch.from_numpy(self.gallery_unit_.astype(np.float32))
         score = self._validation_scorer(val)
         val_eeg = check_test_eeg(self.name, val, *self.eeg_shape_) if score is not None else None
-        device = resolve_device(self.device, self.name)
         with torch_seeded(self.seed):
             self.encoder_ = _Encoder(self.architecture, *self.eeg_shape_, targets.shape[1]).to(device)
             log_scale = nn.Parameter(torch.tensor(float(np.log(1.0 / self.temperature)), device=device))
             opt = torch.optim.AdamW([*self.encoder_.parameters(), log_scale], lr=self.lr,
                                     weight_decay=self.weight_decay, **optimizer_options(device))
             gen = torch.Generator().manual_seed(self.seed)
-            self.history_: list[float] = []
-            self.val_scores_: dict[int, float] = {}
-            best_state, self.selected_epoch_ = None, self.epochs
+            history: list[float] = []
+            val_scores: dict[int, float] = {}
+            best_state, selected = None, self.epochs
             for epoch in tqdm(range(1, self.epochs + 1), desc=self.name, disable=None, leave=False):
                 self.encoder_.train()
                 order = torch.randperm(len(x), generator=gen)
@@ -150,16 +215,18 @@ class _ContrastiveEncoder(_EmbeddingRetrieval):
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
-                    self.history_.append(loss.item())
+                    history.append(loss.item())
                 if self.select == "val" and score is not None:
-                    self.val_scores_[epoch] = score(self._embed_eeg(val_eeg))
-                    if self.val_scores_[epoch] >= max(self.val_scores_.values()):
-                        self.selected_epoch_ = epoch
+                    val_scores[epoch] = score(self._embed_eeg(val_eeg))
+                    if val_scores[epoch] >= max(val_scores.values()):
+                        selected = epoch
                         best_state = {k: v.detach().clone() for k, v in self.encoder_.state_dict().items()}
             if best_state is not None:
                 self.encoder_.load_state_dict(best_state)
-        self.encoder_.cpu().eval()
-        return self
+        state = {k: v.detach().cpu().clone() for k, v in self.encoder_.state_dict().items()}
+        meta = {"eeg_shape": list(self.eeg_shape_), "out_dim": int(targets.shape[1]), "history": history,
+                "val_scores": {str(k): v for k, v in val_scores.items()}, "selected_epoch": selected}
+        return _FittedEncoder(self.architecture, state, self.eeg_mean_, self.eeg_scale_, meta)
 
     @torch.no_grad()
     def _embed_eeg(self, eeg: np.ndarray) -> np.ndarray:
@@ -176,7 +243,8 @@ class _ContrastiveEncoder(_EmbeddingRetrieval):
         return self._embed_eeg(check_test_eeg(self.name, test, *self.eeg_shape_))
 
 
-@register("nice", quick={"epochs": 10})
+@register("nice", quick={**QUICK_EMBEDDING, "epochs": 10})
+@takes_settings(DiffusionSettings, DecoderSettings, exclude=CONTRASTIVE_EXCLUDED)
 class NICE(_ContrastiveEncoder):
     """NICE-style encoder (temporal-spatial convolution + projection), InfoNCE against image embeddings."""
 
@@ -184,7 +252,8 @@ class NICE(_ContrastiveEncoder):
     architecture = "nice"
 
 
-@register("atm", quick={"epochs": 10})
+@register("atm", quick={**QUICK_EMBEDDING, "epochs": 10})
+@takes_settings(DiffusionSettings, DecoderSettings, exclude=CONTRASTIVE_EXCLUDED)
 class ATM(_ContrastiveEncoder):
     """ATM-style encoder (channel attention, then temporal-spatial convolution + projection), InfoNCE."""
 

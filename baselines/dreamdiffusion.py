@@ -17,38 +17,18 @@ unlabelled EEG corpora (there is none at demo scale; the MLP on binned features 
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import torch
-from torch import nn
-from torch.nn import functional as F
-from tqdm.auto import tqdm
 
 from baselines._common import check_test_eeg
+from baselines.conditioning import TUNE_CHOICES, TokenMLP, tune_tokens
 from baselines.features import EEGFeatures
 from baselines.shared_stages import DiffusionBaseline
 from eeg2img.datasets.base import EEGDataset
-from eeg2img.devices import optimizer_options
 from eeg2img.methods import register
 from eeg2img.params import check_choice, check_float, check_int, check_optional_int, takes_settings
 from eeg2img.seeding import torch_seeded
 from reconstruct.stages import QUICK_DIFFUSION, DiffusionSettings
-
-TUNE_CHOICES = ("cross-attention", "none", "all")
-
-
-class EEGTokenizer(nn.Module):
-    """EEG features ``(B, F)`` → cross-attention tokens ``(B, L, D)``."""
-
-    def __init__(self, n_features: int, seq_len: int, dim: int, hidden: int, dropout: float = 0.1):
-        super().__init__()
-        self.seq_len, self.dim = seq_len, dim
-        self.net = nn.Sequential(nn.Linear(n_features, hidden), nn.GELU(), nn.Dropout(dropout),
-                                 nn.Linear(hidden, seq_len * dim))
-
-    def forward(self, f: torch.Tensor) -> torch.Tensor:
-        return self.net(f).view(len(f), self.seq_len, self.dim)
 
 
 @register("dreamdiffusion", quick={**QUICK_DIFFUSION, "tune_steps": 40})
@@ -90,16 +70,6 @@ class DreamDiffusion(DiffusionBaseline):
         check_float(name, "lr", self.lr)
         check_float(name, "unet_lr", self.unet_lr)
 
-    def _trainable_unet_params(self, unet: nn.Module) -> list[nn.Parameter]:
-        unet.requires_grad_(False)
-        if self.tune == "none":
-            return []
-        # "attn2" is diffusers' name for the cross-attention of every transformer block.
-        params = [p for n, p in unet.named_parameters() if self.tune == "all" or ".attn2." in n]
-        for p in params:
-            p.requires_grad_(True)
-        return params
-
     def fit(self, train: EEGDataset, val: EEGDataset | None = None) -> DreamDiffusion:
         from eeg2img.devices import cpu_threads
 
@@ -110,60 +80,22 @@ class DreamDiffusion(DiffusionBaseline):
             return self._tune(stage, train)
 
     def _tune(self, stage, train: EEGDataset) -> DreamDiffusion:
-        from diffusers import DDPMScheduler
-
-        device = stage.device
         ids = train.unique_image_ids()
         latents = torch.from_numpy(stage.encode_latents(train.load_images(ids, size=self.image_size)))
         row = {k: n for n, k in enumerate(ids)}
         trial_rows = torch.tensor([row[str(i)] for i in train.image_ids])
         captions = stage.embed(train.label_captions())
-        uncond = torch.from_numpy(stage.unconditional())
         self.features_ = EEGFeatures(self.n_bins, self.n_components)
         feats = torch.from_numpy(self.features_.fit_transform(train.eeg))
-        seq_len, dim = captions.shape[1:]
-        noise_sched = DDPMScheduler.from_config(stage.scheduler_config)
-        t_max = int(noise_sched.config.num_train_timesteps)
         with torch_seeded(self.seed):
-            tokenizer = EEGTokenizer(feats.shape[1], seq_len, dim, self.hidden)
-            with torch.no_grad():
-                # Start at the mean caption embedding: the U-Net sees a familiar condition from step one.
-                tokenizer.net[-1].bias.copy_(torch.from_numpy(captions.mean(0)).flatten())
-            unet = copy.deepcopy(stage.unet).to(device)
-            shared_dtype = unet.dtype
-            if shared_dtype != torch.float32:  # fp16 inference weights are tuned in fp32
-                unet = unet.float()
-            tokenizer.to(device).train()
-            unet.train()
-            groups = [{"params": tokenizer.parameters(), "lr": self.lr}]
-            unet_params = self._trainable_unet_params(unet)
-            if unet_params:
-                groups.append({"params": unet_params, "lr": self.unet_lr})
-            opt = torch.optim.AdamW(groups, weight_decay=1e-4, **optimizer_options(device))
-            gen = torch.Generator().manual_seed(self.seed)
-            captions_t = torch.from_numpy(captions)
-            bs = min(self.tune_batch_size, len(feats))
-            self.history_: list[float] = []
-            for _ in tqdm(range(self.tune_steps), desc=self.name, disable=None, leave=False):
-                idx = torch.randint(0, len(feats), (bs,), generator=gen)
-                z = latents[trial_rows[idx]]
-                noise = torch.randn(z.shape, generator=gen)
-                t = torch.randint(0, t_max, (bs,), generator=gen)
-                noisy = noise_sched.add_noise(z, noise, t)
-                tokens = tokenizer(feats[idx].to(device))
-                drop = (torch.rand(bs, generator=gen) < self.uncond_prob).to(device)
-                cond = torch.where(drop[:, None, None], uncond.to(device).expand_as(tokens), tokens)
-                pred = unet(noisy.to(device), t.to(device), encoder_hidden_states=cond).sample
-                loss = F.mse_loss(pred, noise.to(device))
-                if self.align_weight:
-                    loss = loss + self.align_weight * F.mse_loss(tokens, captions_t[idx].to(device))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                self.history_.append(loss.item())
-        self.tokenizer_ = tokenizer.eval()
-        unet.requires_grad_(False).eval()
-        stage.with_unet(unet if shared_dtype == torch.float32 else unet.to(shared_dtype))
+            start = torch.from_numpy(captions.mean(0))
+            tokenizer = TokenMLP(feats.shape[1], *captions.shape[1:], self.hidden).start_at(start)
+            unet, self.history_ = tune_tokens(
+                stage, tokenizer, feats, latents[trial_rows], steps=self.tune_steps, batch_size=self.tune_batch_size,
+                lr=self.lr, unet_lr=self.unet_lr, tune=self.tune, uncond_prob=self.uncond_prob, seed=self.seed,
+                align=torch.from_numpy(captions), align_weight=self.align_weight, desc=self.name)
+        self.tokenizer_ = tokenizer
+        stage.with_unet(unet)
         return self
 
     @torch.no_grad()

@@ -17,20 +17,28 @@ import numpy as np
 
 from baselines._common import (
     SeededMethod,
+    cache_root,
     check_fitted,
     check_test_eeg,
     distinct_training_images,
     resize_images,
     trial_image_rows,
 )
+from baselines.embedding_decoder import QUICK_DECODER, DecoderSettings
 from baselines.features import EEGFeatures
 from baselines.ridge import RidgeMap, check_alpha
-from baselines.shared_stages import shared_encoder
+from baselines.shared_stages import DiffusionStage, shared_encoder
 from eeg2img.datasets.base import EEGDataset
 from eeg2img.errors import UserError
 from eeg2img.methods import register
 from eeg2img.params import check_int, settings_of, takes_settings
-from reconstruct.stages import QUICK_ENCODER, EncoderSettings
+from eeg2img.seeding import torch_seeded, trial_seeds
+from reconstruct.stages import QUICK_DIFFUSION, QUICK_ENCODER, DiffusionSettings, EncoderSettings, StageCache
+
+# The embedding methods take the diffusion settings but strength: the decoder's tokens give text-to-image,
+# with no init image to re-noise. (The contrastive encoders' own ``device`` sets the diffusion's too.)
+EMBEDDING_EXCLUDED = ("strength",)
+QUICK_EMBEDDING = {**QUICK_DIFFUSION, **QUICK_DECODER}
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:
@@ -57,11 +65,16 @@ class _Retrieval(SeededMethod):
         return self.gallery_[best].copy()
 
 
-class _EmbeddingRetrieval(_Retrieval):
-    """A zero-shot-track method: predicts each trial's embedding in ``space`` (``embed``) and answers with the
-    training stimulus nearest to it. Subclasses store ``space`` and implement ``embed``."""
+class _EmbeddingMethod(_Retrieval):
+    """A zero-shot-track method: predicts each trial's embedding in ``space`` (``embed``), and reconstructs
+    through it — with the embedding decoder (``decode="diffusion"``, :mod:`baselines.embedding_decoder`:
+    the shared demo diffusion model conditioned on the space's embeddings) or as the training stimulus
+    nearest to it (``decode="nearest"``). Subclasses store ``space``, learn the embedding in
+    ``_fit_embedding`` and implement ``embed``; registered ones take the diffusion and decoder settings
+    (``@takes_settings(DiffusionSettings, DecoderSettings, exclude=EMBEDDING_EXCLUDED)``)."""
 
     track = "zero-shot"
+    shared_stage = "diffusion"  # the decoder's demo model: the runner starts the first job needing it early
 
     @property
     def embedding_space(self) -> str:
@@ -72,6 +85,17 @@ class _EmbeddingRetrieval(_Retrieval):
 
         super().check_params()
         check_space(self.name, self.space)
+        settings_of(DecoderSettings, self).check(self.name)
+        settings_of(DiffusionSettings, self).check(self.name)
+
+    def fit(self, train: EEGDataset, val: EEGDataset | None = None) -> _EmbeddingMethod:
+        self._fit_embedding(train, val)
+        if settings_of(DecoderSettings, self).decode == "diffusion":
+            self._fit_decoder(train)
+        return self
+
+    def _fit_embedding(self, train: EEGDataset, val: EEGDataset | None) -> None:
+        raise NotImplementedError
 
     def _fit_space(self, train: EEGDataset) -> tuple[np.ndarray, np.ndarray]:
         """Build the space's embedder for this fold; return each training trial's gallery row and the
@@ -84,10 +108,30 @@ class _EmbeddingRetrieval(_Retrieval):
         self.weights_sha256 = {self.space: self.embedder_.weights_sha256}
         gallery_emb = self.embedder_.embed(self.gallery_).astype(np.float64)
         self.gallery_unit_ = _unit_rows(gallery_emb)
+        self._gallery_emb = gallery_emb
         return rows, gallery_emb
 
+    def _fit_decoder(self, train: EEGDataset) -> None:
+        from baselines.embedding_decoder import cached_decoder
+
+        stage = DiffusionStage(self, train, private=True)
+        first = {str(i): k for k, i in reversed(list(enumerate(train.image_ids)))}
+        captions = [train.label_caption(train.labels[first[i]]) for i in self.gallery_ids_]
+        with torch_seeded(self.seed):
+            self.decoder_ = cached_decoder(stage, StageCache(cache_root(self)), self.gallery_, self._gallery_emb,
+                                           captions, self.embedder_.weights_sha256,
+                                           settings_of(DecoderSettings, self), self.seed)
+        stage.with_unet(self.decoder_.unet_for(stage))
+        self.stage_ = stage
+
     def reconstruct(self, test: EEGDataset) -> np.ndarray:
-        return self._answer(_unit_rows(self.embed(test)) @ self.gallery_unit_.T)
+        pred = self.embed(test)
+        if settings_of(DecoderSettings, self).decode == "nearest":
+            return self._answer(_unit_rows(pred) @ self.gallery_unit_.T)
+        check_fitted(self.name, hasattr(self, "decoder_"))
+        # NeuroImagen's per-trial seeds: every method starts each trial from the same noise.
+        images = self.stage_.generate(self.decoder_.tokens(pred), None, trial_seeds(self.seed, test.trial_ids))
+        return resize_images(images, self.gallery_.shape[1])
 
     def _validation_scorer(self, val: EEGDataset | None):
         """``score(pred_emb) -> float``: the exact 2-way identification of the validation stimuli in the
@@ -178,15 +222,16 @@ class TripletRetrieval(_Retrieval):
         return self._answer(_unit_rows(self.encoder_.encode(eeg)) @ self.gallery_unit_.T)
 
 
-@register("embedding-ridge")
-class EmbeddingRidge(_EmbeddingRetrieval):
+@register("embedding-ridge", quick=QUICK_EMBEDDING)
+@takes_settings(DiffusionSettings, DecoderSettings, exclude=EMBEDDING_EXCLUDED)
+class EmbeddingRidge(_EmbeddingMethod):
     """Ridge from EEG features to an image embedding (the zero-shot track's linear baseline).
 
     ``embed`` predicts each trial's embedding in ``space`` (:mod:`metrics.embedding_spaces`); the runner
     scores zero-shot retrieval from it. The penalty is chosen on the validation trials when the fold has
     them — the exact 2-way identification of the validation stimuli, which on a zero-shot fold are
     concepts the ridge never trained on (ties: the larger penalty) — else by leave-one-out on training.
-    ``reconstruct`` answers with the training stimulus nearest to the predicted embedding (cosine).
+    ``reconstruct`` decodes the predicted embedding (``decode``, see :class:`_EmbeddingMethod`).
     """
 
     name = "embedding-ridge"
@@ -204,14 +249,13 @@ class EmbeddingRidge(_EmbeddingRetrieval):
         check_int(self.name, "n_bins", self.n_bins)
         check_alpha(self.name, self.alpha)
 
-    def fit(self, train: EEGDataset, val: EEGDataset | None = None) -> EmbeddingRidge:
+    def _fit_embedding(self, train: EEGDataset, val: EEGDataset | None) -> None:
         rows, gallery_emb = self._fit_space(train)
         self.features_ = EEGFeatures(self.n_bins)
         x = self.features_.fit_transform(train.eeg)
         alpha = self.alpha if self.alpha is not None else self._alpha_on_validation(x, gallery_emb[rows], val)
         self.ridge_ = RidgeMap(alpha).fit(x, gallery_emb[rows])
         self.eeg_shape_ = train.eeg.shape[1:]
-        return self
 
     def _alpha_on_validation(self, x: np.ndarray, y: np.ndarray, val: EEGDataset | None) -> float | None:
         from baselines.ridge import DEFAULT_ALPHAS
@@ -232,12 +276,14 @@ class EmbeddingRidge(_EmbeddingRetrieval):
         return self.ridge_.predict(self.features_.transform(eeg)).astype(np.float32)
 
 
-@register("oracle-embedding")
-class EmbeddingOracle(_EmbeddingRetrieval):
+@register("oracle-embedding", quick=QUICK_EMBEDDING)
+@takes_settings(DiffusionSettings, DecoderSettings, exclude=EMBEDDING_EXCLUDED)
+class EmbeddingOracle(_EmbeddingMethod):
     """The zero-shot track's ceiling: the true stimulus's own embedding as the prediction (``is_oracle``).
 
     Its retrieval scores are what the space allows (1.0 unless two candidate images embed alike); its
-    reconstruction is the training stimulus nearest to the true stimulus in the space.
+    reconstruction is what the embedding decoder makes of the true embedding — the decoder's own ceiling —
+    (or, with ``decode="nearest"``, the training stimulus nearest to the true stimulus in the space).
     """
 
     name = "oracle-embedding"
@@ -246,9 +292,8 @@ class EmbeddingOracle(_EmbeddingRetrieval):
     def __init__(self, seed: int = 0, image_size: int | None = None, space: str = "synth-cnn:fold-train"):
         self.seed, self.image_size, self.space = seed, image_size, space
 
-    def fit(self, train: EEGDataset, val: EEGDataset | None = None) -> EmbeddingOracle:
+    def _fit_embedding(self, train: EEGDataset, val: EEGDataset | None) -> None:
         self._fit_space(train)
-        return self
 
     def embed(self, test: EEGDataset) -> np.ndarray:
         check_fitted(self.name, hasattr(self, "embedder_"))

@@ -256,6 +256,29 @@ class StageCache:
         return embedder
 
 
+# For stages defined outside this package (the zero-shot track's encoders and embedding decoder): the
+# cache key and the safetensors + JSON entry format the stages here use.
+def stage_key(*parts: Any) -> str:
+    """A stable sha256 over JSON-able values and numpy arrays (a stage's cache key)."""
+    from reconstruct._common import fingerprint
+
+    return fingerprint(*parts)
+
+
+def save_stage(directory: str | Path, state: dict, meta: dict) -> Path:
+    """Write a stage's tensors (``model.safetensors``) and metadata (``config.json``) atomically."""
+    from reconstruct._common import save_component
+
+    return save_component(directory, state, meta)
+
+
+def load_stage(directory: str | Path, what: str) -> tuple[dict, dict]:
+    """Read what :func:`save_stage` wrote; a missing or corrupt file is a one-line UserError naming it."""
+    from reconstruct._common import load_component
+
+    return load_component(directory, what)
+
+
 def _load_entry(path: Path, load):
     if not path.is_dir():
         return None

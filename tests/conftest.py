@@ -79,3 +79,19 @@ def decodable(tmp_path_factory):
     test_images = split_images(data, seed=0, fractions=(0.6, 0.0, 0.4))["test"]
     is_test = np.isin(data.image_ids_, sorted(test_images))
     return data.subset(np.flatnonzero(~is_test)), data.subset(np.flatnonzero(is_test))
+
+
+@pytest.fixture(scope="session")
+def things_fold(tmp_path_factory):
+    """A small synthetic THINGS-EEG2 set (1 subject, 20 training concepts × 4 images, 12 unseen test concepts,
+    signal 3×), its first zero-shot fold: (train, val, test)."""
+    from eeg2img.datasets.synthetic_things import generate_things_eeg2
+    from eeg2img.datasets.things_eeg2 import load_things_eeg2
+    from eeg2img.splits import make_folds
+
+    folder = generate_things_eeg2(tmp_path_factory.mktemp("things") / "set", progress=False, subjects=1,
+                                  train_concepts=20, test_concepts=12, images_per_concept=4, train_repetitions=2,
+                                  test_repetitions=10, image_size=32, signal_strength=3.0)
+    ds = load_things_eeg2(folder)
+    f = make_folds(ds, "zero-shot")[0]
+    return ds.subset(f.train), ds.subset(f.val), ds.subset(f.test)

@@ -1,4 +1,5 @@
-"""Builders shared by the NeuroImagen tests: a random tiny SD 1.x directory in the real on-disk format."""
+"""Builders shared by the NeuroImagen tests: a random tiny SD 1.x directory in the real on-disk format; and how
+the diffusion baselines' tests read what a method learnt in caption-embedding space."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 import string
 from pathlib import Path
 
+import numpy as np
 import torch
 
 TINY_MAX_LENGTH = 8
@@ -53,3 +55,13 @@ def write_random_sd_directory(root: Path, image_size: int = 16, seed: int = 0) -
     out = root / "sd"
     pipe.save_pretrained(out)
     return out
+
+
+def nearest_caption_accuracy(pred: np.ndarray, caption_embeds: np.ndarray, target: np.ndarray) -> float:
+    """Fraction of predicted embeddings (or token sequences) whose most similar (cosine) caption embedding is
+    the target's."""
+    a = pred.reshape(len(pred), -1)
+    b = caption_embeds.reshape(len(caption_embeds), -1)
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    return float(np.mean(np.argmax(a @ b.T, axis=1) == target))

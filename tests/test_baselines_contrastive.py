@@ -2,7 +2,9 @@
 
 On a small synthetic THINGS-EEG2 set (test concepts never trained on): each identifies held-out concepts
 above chance from their EEG; the encoders choose their epoch on validation without that choice changing
-training; seeds fix everything; bad input is one line.
+training, and are a stage of the fold's cache (a prefit job trains what fit then loads); seeds fix
+everything; bad input is one line. Here the methods answer with the nearest training stimulus
+(``decode="nearest"``); decoding through the diffusion stage is tested in test_embedding_decoder.py.
 """
 
 from __future__ import annotations
@@ -13,30 +15,22 @@ import torch
 
 from eeg2img.errors import UserError
 from eeg2img.methods import build_method, method_track
-from eeg2img.splits import make_folds
 
 # torch on one thread for this module; see tests/conftest.py
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-FAST = {"embedding-ridge": {}, "nice": {"epochs": 6}, "atm": {"epochs": 6}}
+FAST = {"embedding-ridge": {"decode": "nearest"}, "nice": {"epochs": 6, "decode": "nearest"},
+        "atm": {"epochs": 6, "decode": "nearest"}}
 
 
 @pytest.fixture(scope="module")
-def fold(tmp_path_factory):
-    from eeg2img.datasets.synthetic_things import generate_things_eeg2
-    from eeg2img.datasets.things_eeg2 import load_things_eeg2
-
-    folder = generate_things_eeg2(tmp_path_factory.mktemp("things") / "set", progress=False, subjects=1,
-                                  train_concepts=20, test_concepts=12, images_per_concept=4, train_repetitions=2,
-                                  test_repetitions=10, image_size=32, signal_strength=3.0)
-    ds = load_things_eeg2(folder)
-    f = make_folds(ds, "zero-shot")[0]
-    return ds.subset(f.train), ds.subset(f.val), ds.subset(f.test), tmp_path_factory.mktemp("cache")
+def fold(things_fold, tmp_path_factory):
+    return (*things_fold, tmp_path_factory.mktemp("cache"))
 
 
-def _fit(name, fold, **params):
-    train, val, _, cache = fold
+def _fit(name, fold, cache=None, **params):
+    train, val, _, shared_cache = fold
     method = build_method(name, **{**FAST[name], **params})
-    method.cache_dir = str(cache)
+    method.cache_dir = str(cache or shared_cache)
     return method.fit(train, val)
 
 
@@ -79,13 +73,42 @@ def test_the_epoch_is_chosen_on_validation_without_changing_training(name, fold,
     np.testing.assert_allclose(chosen.embed(test.blind()), stopped.embed(test.blind()), atol=1e-6)
 
 
-def test_a_seed_fixes_the_encoder_and_leaves_the_global_rng_alone(fold, fitted):
+def test_a_seed_fixes_the_encoder_and_leaves_the_global_rng_alone(fold, fitted, tmp_path):
+    from reconstruct.stages import clear_memo
+
     _, _, test, _ = fold
+    clear_memo()  # trained again, not found in the stage cache
     state = torch.random.get_rng_state()
-    again = _fit("nice", fold)
+    again = _fit("nice", fold, cache=tmp_path)
     assert torch.equal(torch.random.get_rng_state(), state)
     np.testing.assert_array_equal(again.embed(test.blind()), fitted["nice"].embed(test.blind()))
     assert not np.array_equal(_fit("nice", fold, seed=1).embed(test.blind()), fitted["nice"].embed(test.blind()))
+
+
+@pytest.mark.parametrize("name", ["nice", "atm"])
+def test_a_prefit_job_trains_the_encoder_that_fit_then_loads(name, fold, fitted, tmp_path, monkeypatch):
+    from baselines.contrastive import _ContrastiveEncoder
+    from reconstruct.stages import clear_memo
+
+    train, val, test, _ = fold
+    clear_memo()
+    first = build_method(name, **FAST[name])
+    first.cache_dir = str(tmp_path)
+    first.prefit(train, val)
+    entries = [p for p in (tmp_path / "neuroimagen" / "contrastive-encoder").iterdir() if p.is_dir()]
+    assert len(entries) == 1 and (entries[0] / "model.safetensors").is_file()
+    clear_memo()  # from disk this time, as a cell in another worker process finds it
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("fit trained again what the prefit job had trained")
+
+    monkeypatch.setattr(_ContrastiveEncoder, "_train", no_training)
+    loaded = build_method(name, **FAST[name])
+    loaded.cache_dir = str(tmp_path)
+    loaded.fit(train, val)
+    np.testing.assert_array_equal(loaded.embed(test.blind()), fitted[name].embed(test.blind()))
+    assert (loaded.history_, loaded.val_scores_, loaded.selected_epoch_) == (
+        fitted[name].history_, fitted[name].val_scores_, fitted[name].selected_epoch_)
 
 
 def test_the_ridge_penalty_is_chosen_on_validation(fitted):
@@ -100,6 +123,8 @@ def test_the_ridge_penalty_is_chosen_on_validation(fitted):
     ("atm", {"epochs": 0}, "epochs=0"),
     ("nice", {"batch_size": 1}, "batch_size=1"),
     ("embedding-ridge", {"alpha": -1.0}, "alpha=-1.0"),
+    ("oracle-embedding", {"decode": "pixels"}, "decode='pixels'"),
+    ("atm", {"decoder_steps": -1}, "decoder_steps=-1"),
 ])
 def test_bad_parameters_are_one_line(name, params, needle):
     with pytest.raises(UserError, match=needle):

@@ -15,6 +15,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from reconstruct_fixtures import nearest_caption_accuracy
 
 from eeg2img.errors import UserError
 from eeg2img.methods import build_method
@@ -44,15 +45,6 @@ def fitted(decodable, cache):
     train, _ = decodable
     names = ("oracle-caption", "oracle-saliency", "latent-ridge", "dreamdiffusion")
     return {name: _fit(name, train, cache) for name in names}
-
-
-def _class_identification(pred: np.ndarray, class_embeds: np.ndarray, labels: np.ndarray) -> float:
-    """Fraction of predicted embeddings whose most similar (cosine) class-caption embedding is the true class."""
-    a = pred.reshape(len(pred), -1)
-    b = class_embeds.reshape(len(class_embeds), -1)
-    a = a / np.linalg.norm(a, axis=1, keepdims=True)
-    b = b / np.linalg.norm(b, axis=1, keepdims=True)
-    return float(np.mean(np.argmax(a @ b.T, axis=1) == labels))
 
 
 # ------------------------------------------------------------------------------------------- shared model
@@ -160,7 +152,7 @@ def test_latent_ridge_regresses_the_caption_embedding_of_held_out_trials(fitted,
     _, embeds = method.predict(test.blind())
     class_embeds = method.stage_.embed([test.label_caption(k) for k in range(test.n_classes)])
     chance = 1 / test.n_classes
-    assert _class_identification(embeds, class_embeds, test.labels) >= chance + 0.2
+    assert nearest_caption_accuracy(embeds, class_embeds, test.labels) >= chance + 0.2
 
 
 def test_latent_ridge_regresses_the_vae_latent_of_held_out_stimuli(fitted, decodable):
@@ -199,7 +191,7 @@ def test_dreamdiffusion_tokens_carry_the_class_of_held_out_trials(fitted, decoda
     tokens = method.tokens(test.blind())
     class_embeds = method.stage_.embed([test.label_caption(k) for k in range(test.n_classes)])
     assert tokens.shape[1:] == class_embeds.shape[1:]
-    assert _class_identification(tokens, class_embeds, test.labels) >= 1 / test.n_classes + 0.15
+    assert nearest_caption_accuracy(tokens, class_embeds, test.labels) >= 1 / test.n_classes + 0.15
 
 
 @pytest.mark.parametrize("tune", ["cross-attention", "none"])

@@ -30,7 +30,7 @@ def things(tmp_path_factory):
 
 def _config(folder, methods=None, metrics=METRICS):
     return parse_config({"datasets": [{"path": str(folder)}], "protocols": ["zero-shot", "zero-shot-loso"],
-                         "metrics": metrics, "methods": methods or {"embedding-ridge": {}, "floor-mean": {}}})
+                         "metrics": metrics, "methods": methods or {"embedding-ridge": {"decode": "nearest"}, "floor-mean": {}}})
 
 
 @pytest.fixture(scope="module")

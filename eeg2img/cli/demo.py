@@ -59,6 +59,9 @@ class ThingsScale:
     test_repetitions: int
     image_size: int = 32
     signal_strength: float = 1.0
+    # The demo diffusion model the embedding methods decode through (None: each method's default).
+    demo_vae_steps: int | None = None
+    demo_unet_steps: int | None = None
     protocols: tuple[str, ...] = ("zero-shot", "zero-shot-loso")
     metrics: tuple[str, ...] = ("ssim", "pixcorr", "nway", "corrdist", "top1", "top5", "top1-2way", "top1-4way",
                                 "top1-10way")
@@ -119,10 +122,12 @@ def things_config(dataset_path: Path, scale: ThingsScale, quick: bool):
     from eeg2img.methods import available_methods, method_track, quick_params
 
     names = [n for n in available_methods() if method_track(n) == "zero-shot"] + list(THINGS_FLOORS)
+    model = {k: getattr(scale, k) for k in ("demo_vae_steps", "demo_unet_steps") if getattr(scale, k) is not None}
+    methods = {n: {**(quick_params(n) if quick else {}), **(model if method_track(n) == "zero-shot" else {})}
+               for n in names}
     workers = min(2, os.cpu_count() or 1)
     return GridConfig(executor="process" if workers > 1 else "inline", workers=workers,
-                      datasets=(DatasetSpec(str(dataset_path)),),
-                      methods={n: (quick_params(n) if quick else {}) for n in names},
+                      datasets=(DatasetSpec(str(dataset_path)),), methods=methods,
                       protocols=scale.protocols, seeds=(0,), metrics=scale.metrics)
 
 
@@ -136,7 +141,8 @@ def run_demo(out: str | Path = "demo-out", quick: bool = False, seed: int = 0, t
 
         scale = THINGS_QUICK if quick else THINGS_FULL
         print(f"eeg2img demo --track things ({'quick' if quick else 'full'}): {asdict(scale)}")
-        params = {k: v for k, v in asdict(scale).items() if k not in ("protocols", "metrics")}
+        params = {k: v for k, v in asdict(scale).items()
+                  if k not in ("protocols", "metrics", "demo_vae_steps", "demo_unet_steps")}
         dataset_path = ensure_things_eeg2(out / "data-things", seed=seed, **params)
         config = things_config(dataset_path, scale, quick)
     else:
