@@ -22,6 +22,8 @@ prefit job trains it while another worker builds the decoder's diffusion model.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 from torch import nn
@@ -161,6 +163,10 @@ class _ContrastiveEncoder(_EmbeddingMethod):
 
     def _standardise(self, eeg: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(((eeg - self.eeg_mean_) / self.eeg_scale_).astype(np.float32))
+
+    def _diffusion_settings(self) -> DiffusionSettings:
+        # ``batch_size`` is the encoder's training batch here, not the sampling batch (which keeps its default)
+        return dataclasses.replace(super()._diffusion_settings(), batch_size=DiffusionSettings.batch_size)
 
     def prefit(self, train: EEGDataset, val: EEGDataset | None = None) -> None:
         """Train the encoder into the stage cache (a prefit job, while another worker builds the diffusion model)."""

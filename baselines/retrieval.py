@@ -86,7 +86,10 @@ class _EmbeddingMethod(_Retrieval):
         super().check_params()
         check_space(self.name, self.space)
         settings_of(DecoderSettings, self).check(self.name)
-        settings_of(DiffusionSettings, self).check(self.name)
+        self._diffusion_settings().check(self.name)
+
+    def _diffusion_settings(self) -> DiffusionSettings:
+        return settings_of(DiffusionSettings, self)
 
     def fit(self, train: EEGDataset, val: EEGDataset | None = None) -> _EmbeddingMethod:
         self._fit_embedding(train, val)
@@ -114,7 +117,7 @@ class _EmbeddingMethod(_Retrieval):
     def _fit_decoder(self, train: EEGDataset) -> None:
         from baselines.embedding_decoder import cached_decoder
 
-        stage = DiffusionStage(self, train, private=True)
+        stage = DiffusionStage(self, train, private=True, settings=self._diffusion_settings())
         first = {str(i): k for k, i in reversed(list(enumerate(train.image_ids)))}
         captions = [train.label_caption(train.labels[first[i]]) for i in self.gallery_ids_]
         with torch_seeded(self.seed):

@@ -38,12 +38,13 @@ class DiffusionStage:
     method that swaps in a tuned component; otherwise the in-process pipeline NeuroImagen uses is shared.
     """
 
-    def __init__(self, method: Any, train: EEGDataset, private: bool = False):
+    def __init__(self, method: Any, train: EEGDataset, private: bool = False, settings: DiffusionSettings | None = None):
         from eeg2img.devices import resolve_device
         from reconstruct.diffusion import Img2ImgDiffusion
 
-        # Settings a baseline does not expose (e.g. strength for text-to-image) keep NeuroImagen's defaults.
-        settings = settings_of(DiffusionSettings, method)
+        # Settings a baseline does not expose (e.g. strength for text-to-image) keep NeuroImagen's defaults;
+        # ``settings`` is for a method one of whose own parameters shares a settings field's name.
+        settings = settings or settings_of(DiffusionSettings, method)
         self.device = resolve_device(settings.device, method.name)
         with torch_seeded(method.seed):  # training the demo model seeds torch globally; restore the caller's
             shared = StageCache(cache_root(method)).diffusion(settings, method.seed, train)

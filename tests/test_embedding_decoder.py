@@ -59,16 +59,19 @@ def test_every_embedding_method_of_a_fold_decodes_through_one_decoder(fitted):
 def test_the_images_depend_on_the_method_only_through_its_embedding(fitted, fold, monkeypatch):
     methods, _ = fitted
     _, _, test = fold
-    oracle, ridge = methods["oracle-embedding"], methods["embedding-ridge"]
+    oracle = methods["oracle-embedding"]
     truth = oracle.embed(test)
     images = oracle.reconstruct(test)
     assert images.shape == (len(test), 32, 32, 3) and images.dtype == np.uint8
-    # ridge handed the true embeddings draws exactly the oracle's images: same decoder, same per-trial noise
-    monkeypatch.setattr(ridge, "embed", lambda _test: truth)
-    np.testing.assert_array_equal(ridge.reconstruct(test.blind()), images)
-    # and its own embeddings other images (the EEG decides, through the embedding)
-    monkeypatch.undo()
-    assert not np.array_equal(ridge.reconstruct(test.blind()), images)
+    for name in ("embedding-ridge", "nice"):
+        # handed the true embeddings, a method draws exactly the oracle's images: one decoder, one sampler
+        # (nice's own batch_size is its training batch, not the sampling batch), the same per-trial noise
+        method = methods[name]
+        monkeypatch.setattr(method, "embed", lambda _test: truth)
+        np.testing.assert_array_equal(method.reconstruct(test.blind()), images)
+        monkeypatch.undo()
+        # and from its own embeddings, other images: the EEG decides, through the embedding
+        assert not np.array_equal(method.reconstruct(test.blind()), images)
     # decode="nearest" answers with training stimuli instead, through no diffusion model
     nearest = build_method("embedding-ridge", decode="nearest")
     nearest.cache_dir = oracle.cache_dir
