@@ -111,7 +111,7 @@ class _EmbeddingMethod(_Retrieval):
         self.weights_sha256 = {self.space: self.embedder_.weights_sha256}
         gallery_emb = self.embedder_.embed(self.gallery_).astype(np.float64)
         self.gallery_unit_ = _unit_rows(gallery_emb)
-        self._gallery_emb = gallery_emb
+        self.gallery_emb_ = gallery_emb
         return rows, gallery_emb
 
     def _fit_decoder(self, train: EEGDataset) -> None:
@@ -121,7 +121,7 @@ class _EmbeddingMethod(_Retrieval):
         first = {str(i): k for k, i in reversed(list(enumerate(train.image_ids)))}
         captions = [train.label_caption(train.labels[first[i]]) for i in self.gallery_ids_]
         with torch_seeded(self.seed):
-            self.decoder_ = cached_decoder(stage, StageCache(cache_root(self)), self.gallery_, self._gallery_emb,
+            self.decoder_ = cached_decoder(stage, StageCache(cache_root(self)), self.gallery_, self.gallery_emb_,
                                            captions, self.embedder_.weights_sha256,
                                            settings_of(DecoderSettings, self), self.seed)
         stage.with_unet(self.decoder_.unet_for(stage))
