@@ -1,7 +1,7 @@
 """The demo's time against a baseline commit's, side by side in one run (issue 10's relative goals).
 
-    git archive 8425722 | tar x -C /tmp/baseline
-    python -m benchmarks.relative_demo_time --baseline /tmp/baseline [--modes quick full]
+    BASELINE=$(mktemp -d) && git archive 8425722 | tar x -C "$BASELINE"
+    python -m benchmarks.relative_demo_time --baseline "$BASELINE" [--modes quick full]
 
 Each demo runs in its own process from an empty output directory and an empty ``$EEG2IMG_CACHE``, as on
 a fresh machine, with ``PYTHONPATH`` pointing at the source tree it measures; the two trees alternate
