@@ -82,6 +82,12 @@ def resize_images(images: np.ndarray, size: int) -> np.ndarray:
     return np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.BICUBIC)) for im in images])
 
 
+def unit_rows(x: np.ndarray, dtype=np.float64) -> np.ndarray:
+    """Each row scaled to unit L2 norm (a zero row stays zero), computed in ``dtype``."""
+    x = np.asarray(x, dtype=dtype)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
 def to_uint8(x: np.ndarray) -> np.ndarray:
     """Float images in [0, 255] to uint8 with rounding (truncation would darken every mean by half a level)."""
     return np.clip(np.rint(x), 0, 255).astype(np.uint8)

@@ -40,12 +40,18 @@ class TokenMLP(nn.Module):
         return self
 
 
-def trainable_unet_params(unet: nn.Module, tune: str) -> list[nn.Parameter]:
-    """Freeze ``unet`` except what ``tune`` names: its cross-attention ("attn2", diffusers' name), all, or none."""
-    unet.requires_grad_(False)
+def tuned_parameter_names(unet: nn.Module, tune: str) -> set[str]:
+    """The U-Net parameters ``tune`` names: its cross-attention ("attn2", diffusers' name), all, or none."""
     if tune == "none":
-        return []
-    params = [p for n, p in unet.named_parameters() if tune == "all" or ".attn2." in n]
+        return set()
+    return {n for n, _ in unet.named_parameters() if tune == "all" or ".attn2." in n}
+
+
+def trainable_unet_params(unet: nn.Module, tune: str) -> list[nn.Parameter]:
+    """Freeze ``unet`` except the parameters ``tune`` names (:func:`tuned_parameter_names`)."""
+    unet.requires_grad_(False)
+    names = tuned_parameter_names(unet, tune)
+    params = [p for n, p in unet.named_parameters() if n in names]
     for p in params:
         p.requires_grad_(True)
     return params

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from baselines.conditioning import TUNE_CHOICES, TokenMLP, tune_tokens
+from baselines._common import unit_rows
+from baselines.conditioning import TUNE_CHOICES, TokenMLP, tune_tokens, tuned_parameter_names
 from eeg2img.errors import UserError
 from eeg2img.params import check_choice, check_float, check_int
 from eeg2img.seeding import torch_seeded
@@ -62,11 +63,6 @@ class DecoderSettings:
 QUICK_DECODER = {"decoder_steps": 150}
 
 
-def unit_rows(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
 class EmbeddingDecoder:
     """The tuned token MLP and the tuned part of the U-Net; ``tokens`` and ``unet_for`` decode with them."""
 
@@ -83,7 +79,7 @@ class EmbeddingDecoder:
               settings: DecoderSettings, seed: int) -> EmbeddingDecoder:
         """Tune on ``images`` (uint8, one per training stimulus), their ``embeddings`` and label ``captions``."""
         latents = torch.from_numpy(stage.encode_latents(images))
-        inputs = torch.from_numpy(unit_rows(embeddings))
+        inputs = torch.from_numpy(unit_rows(embeddings, np.float32))
         align = stage.embed(captions)
         meta = {"n_features": int(inputs.shape[1]), "seq_len": int(align.shape[1]), "dim": int(align.shape[2]),
                 "settings": asdict(settings), "seed": int(seed), "n_images": len(images)}
@@ -95,8 +91,7 @@ class EmbeddingDecoder:
                 batch_size=settings.decoder_batch_size, lr=settings.decoder_lr, unet_lr=settings.decoder_unet_lr,
                 tune=settings.decoder_tune, uncond_prob=settings.decoder_uncond_prob, seed=seed,
                 align=torch.from_numpy(align), align_weight=settings.decoder_align_weight, desc="embedding decoder")
-        tuned = {n for n, p in stage.unet.named_parameters()
-                 if settings.decoder_tune == "all" or (settings.decoder_tune != "none" and ".attn2." in n)}
+        tuned = tuned_parameter_names(unet, settings.decoder_tune)
         unet_state = {n: t.detach().float().cpu().clone() for n, t in unet.state_dict().items() if n in tuned}
         return cls(tokenizer.cpu(), unet_state, history, meta)
 
@@ -107,7 +102,7 @@ class EmbeddingDecoder:
         if emb.ndim != 2 or emb.shape[1] != self.meta["n_features"]:
             raise UserError(f"{self.what}: embeddings of shape {emb.shape}; it decodes (N, {self.meta['n_features']}) "
                             "embeddings of the space it was tuned in")
-        return self.tokenizer(torch.from_numpy(unit_rows(emb))).numpy()
+        return self.tokenizer(torch.from_numpy(unit_rows(emb, np.float32))).numpy()
 
     def unet_for(self, stage):
         """A copy of ``stage``'s U-Net with the tuned parameters in place (the shared U-Net is left alone)."""

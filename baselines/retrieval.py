@@ -23,6 +23,7 @@ from baselines._common import (
     distinct_training_images,
     resize_images,
     trial_image_rows,
+    unit_rows,
 )
 from baselines.embedding_decoder import QUICK_DECODER, DecoderSettings
 from baselines.features import EEGFeatures
@@ -39,11 +40,6 @@ from reconstruct.stages import QUICK_DIFFUSION, QUICK_ENCODER, DiffusionSettings
 # with no init image to re-noise. (The contrastive encoders' own ``device`` sets the diffusion's too.)
 EMBEDDING_EXCLUDED = ("strength",)
 QUICK_EMBEDDING = {**QUICK_DIFFUSION, **QUICK_DECODER}
-
-
-def _unit_rows(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def pixel_features(images: np.ndarray, size: int) -> np.ndarray:
@@ -110,7 +106,7 @@ class _EmbeddingMethod(_Retrieval):
         self.embedder_ = image_embedder(self.space, train, cache_dir=self.cache_dir)
         self.weights_sha256 = {self.space: self.embedder_.weights_sha256}
         gallery_emb = self.embedder_.embed(self.gallery_).astype(np.float64)
-        self.gallery_unit_ = _unit_rows(gallery_emb)
+        self.gallery_unit_ = unit_rows(gallery_emb)
         self.gallery_emb_ = gallery_emb
         return rows, gallery_emb
 
@@ -118,8 +114,8 @@ class _EmbeddingMethod(_Retrieval):
         from baselines.embedding_decoder import cached_decoder
 
         stage = DiffusionStage(self, train, private=True, settings=self._diffusion_settings())
-        first = {str(i): k for k, i in reversed(list(enumerate(train.image_ids)))}
-        captions = [train.label_caption(train.labels[first[i]]) for i in self.gallery_ids_]
+        label_of = dict(zip(map(str, train.image_ids), train.labels))  # one label per stimulus
+        captions = [train.label_caption(label_of[i]) for i in self.gallery_ids_]
         with torch_seeded(self.seed):
             self.decoder_ = cached_decoder(stage, StageCache(cache_root(self)), self.gallery_, self.gallery_emb_,
                                            captions, self.embedder_.weights_sha256,
@@ -130,7 +126,7 @@ class _EmbeddingMethod(_Retrieval):
     def reconstruct(self, test: EEGDataset) -> np.ndarray:
         pred = self.embed(test)
         if settings_of(DecoderSettings, self).decode == "nearest":
-            return self._answer(_unit_rows(pred) @ self.gallery_unit_.T)
+            return self._answer(unit_rows(pred) @ self.gallery_unit_.T)
         check_fitted(self.name, hasattr(self, "decoder_"))
         # NeuroImagen's per-trial seeds: every method starts each trial from the same noise.
         images = self.stage_.generate(self.decoder_.tokens(pred), None, trial_seeds(self.seed, test.trial_ids))
@@ -180,7 +176,7 @@ class RidgeRetrieval(_Retrieval):
         self.features_ = EEGFeatures(self.n_bins)
         x = self.features_.fit_transform(train.eeg)
         self.ridge_ = RidgeMap(self.alpha).fit(x, gallery_z[rows])
-        self.gallery_unit_ = _unit_rows(gallery_z - gallery_z.mean(axis=1, keepdims=True))
+        self.gallery_unit_ = unit_rows(gallery_z - gallery_z.mean(axis=1, keepdims=True))
         self.eeg_shape_ = train.eeg.shape[1:]
         return self
 
@@ -188,7 +184,7 @@ class RidgeRetrieval(_Retrieval):
         check_fitted(self.name, hasattr(self, "ridge_"))
         eeg = check_test_eeg(self.name, test, *self.eeg_shape_)
         pred = self.ridge_.predict(self.features_.transform(eeg)).astype(np.float64)
-        pred = _unit_rows(pred - pred.mean(axis=1, keepdims=True))  # Pearson r = cosine of centred rows
+        pred = unit_rows(pred - pred.mean(axis=1, keepdims=True))  # Pearson r = cosine of centred rows
         return self._answer(pred @ self.gallery_unit_.T)
 
 
@@ -215,14 +211,14 @@ class TripletRetrieval(_Retrieval):
         # A stimulus shown several times (subjects, repetitions) is represented by its trials' mean embedding.
         sums = np.zeros((len(self.gallery_ids_), emb.shape[1]))
         np.add.at(sums, rows, emb)
-        self.gallery_unit_ = _unit_rows(sums / np.bincount(rows, minlength=len(sums))[:, None])
+        self.gallery_unit_ = unit_rows(sums / np.bincount(rows, minlength=len(sums))[:, None])
         self.eeg_shape_ = train.eeg.shape[1:]
         return self
 
     def reconstruct(self, test: EEGDataset) -> np.ndarray:
         check_fitted(self.name, hasattr(self, "encoder_"))
         eeg = check_test_eeg(self.name, test, *self.eeg_shape_)
-        return self._answer(_unit_rows(self.encoder_.encode(eeg)) @ self.gallery_unit_.T)
+        return self._answer(unit_rows(self.encoder_.encode(eeg)) @ self.gallery_unit_.T)
 
 
 @register("embedding-ridge", quick=QUICK_EMBEDDING)
